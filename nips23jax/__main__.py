@@ -1,0 +1,3 @@
+from nips23jax.cli import main
+import sys
+sys.exit(main())

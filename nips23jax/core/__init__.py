@@ -1,0 +1,29 @@
+"""Shared machinery: sharding, training loop, checkpoints, configs, benchmarks, reproduce registry.
+
+``core`` knows no paper; capability packages and reproductions import from it.
+"""
+
+from nips23jax.core.benchmark import Row as Row
+from nips23jax.core.benchmark import Timing as Timing
+from nips23jax.core.benchmark import compare as compare
+from nips23jax.core.benchmark import format_table as format_table
+from nips23jax.core.benchmark import time_fn as time_fn
+from nips23jax.core.checkpoint import CheckpointError as CheckpointError
+from nips23jax.core.checkpoint import Checkpointer as Checkpointer
+from nips23jax.core.config import ConfigError as ConfigError
+from nips23jax.core.config import apply_overrides as apply_overrides
+from nips23jax.core.config import config_fingerprint as config_fingerprint
+from nips23jax.core.config import load_config as load_config
+from nips23jax.core.sharding import batch_sharding as batch_sharding
+from nips23jax.core.sharding import make_mesh as make_mesh
+from nips23jax.core.sharding import param_shardings as param_shardings
+from nips23jax.core.sharding import replicated as replicated
+from nips23jax.core.sharding import shard_batch as shard_batch
+from nips23jax.core.sharding import sharded_jit as sharded_jit
+from nips23jax.core.train import FitResult as FitResult
+from nips23jax.core.train import MetricsLog as MetricsLog
+from nips23jax.core.train import TrainState as TrainState
+from nips23jax.core.train import as_key as as_key
+from nips23jax.core.train import fit as fit
+from nips23jax.core.train import make_eval_step as make_eval_step
+from nips23jax.core.train import make_train_step as make_train_step

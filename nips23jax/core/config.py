@@ -1,0 +1,145 @@
+"""Experiment configs: ``get_config()`` files plus ``key=value`` overrides.
+
+A config file (``configs/tiny_lm.py``) defines ``get_config(arg=None) -> ConfigDict``; ``arg`` is
+``"quick"`` for the small CI-sized variant. Files in the repository's ``configs/`` are installed
+as the package ``nips23jax.configs``, so they are found by name (``"tiny_lm"``) as well as by path.
+
+Overrides are ``"train.lr=3e-4"``-style strings. Each key must already exist in the config, and
+the value is parsed as a Python literal and checked against the existing value's type: an
+unknown key or a malformed value raises :class:`ConfigError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+__all__ = ["ConfigError", "apply_overrides", "config_fingerprint", "load_config"]
+
+
+class ConfigError(ValueError):
+    """A config file, key or value that cannot be used."""
+
+
+def _load_module(name_or_path: str | os.PathLike):
+    text = os.fspath(name_or_path)
+    if text.endswith(".py") or os.sep in text:
+        path = Path(text)
+        if not path.is_file():
+            raise ConfigError(f"config file {text!r} does not exist")
+        spec = importlib.util.spec_from_file_location(f"_nips23jax_config_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:  # noqa: BLE001 - report any error in the user's file in one line
+            raise ConfigError(f"config file {text!r} failed to load: {type(e).__name__}: {e}") from None
+        return module
+    try:
+        return importlib.import_module(f"nips23jax.configs.{text}")
+    except ModuleNotFoundError:
+        raise ConfigError(f"no built-in config named {text!r}") from None
+
+
+def load_config(
+    name_or_path: str | os.PathLike, *, quick: bool = False, overrides: Iterable[str] = ()
+) -> ml_collections.ConfigDict:
+    """Loads ``get_config("quick" if quick else None)`` from a built-in name or a file path.
+
+    Args:
+      name_or_path: ``"tiny_lm"`` (module in ``nips23jax.configs``) or ``"path/to/file.py"``.
+      quick: request the quick variant.
+      overrides: ``"a.b=value"`` strings applied in order.
+
+    Returns:
+      A locked ``ConfigDict`` (new keys cannot be added by mistake).
+    """
+    module = _load_module(name_or_path)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"config {os.fspath(name_or_path)!r} defines no get_config()")
+    config = module.get_config("quick" if quick else None)
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"get_config() in {os.fspath(name_or_path)!r} must return an ml_collections.ConfigDict")
+    config = apply_overrides(config, overrides)
+    config.lock()
+    return config
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word is a string: --set model.norm=rms
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str]) -> ml_collections.ConfigDict:
+    """Returns a copy of ``config`` with ``"dotted.key=value"`` overrides applied.
+
+    Raises:
+      ConfigError: malformed override, unknown key (with the known keys at that level), or a
+        value whose type does not match the current one (ints are accepted for floats).
+    """
+    config = ml_collections.ConfigDict(config.to_dict())
+    for item in overrides:
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise ConfigError(f"malformed override {item!r}; expected key=value, e.g. train.num_steps=100")
+        key, raw = (s.strip() for s in item.split("=", 1))
+        parent = config
+        parts = key.split(".")
+        for depth, part in enumerate(parts):
+            if not isinstance(parent, ml_collections.ConfigDict) or part not in parent:
+                where = ".".join(parts[:depth]) or "<top level>"
+                known = sorted(parent.keys()) if isinstance(parent, ml_collections.ConfigDict) else []
+                raise ConfigError(f"unknown config key {key!r} (no {part!r} under {where}; known: {', '.join(known)})")
+            if depth < len(parts) - 1:
+                parent = parent[part]
+        old = parent[parts[-1]]
+        value = _coerce(key, _parse_value(raw), old, raw)
+        with parent.unlocked():
+            parent[parts[-1]] = value
+    return config
+
+
+def _coerce(key: str, value: Any, old: Any, raw: str) -> Any:
+    if isinstance(old, ml_collections.ConfigDict):
+        raise ConfigError(f"config key {key!r} is a group, not a value; set one of its fields instead")
+    if old is None:
+        return value
+    if isinstance(old, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif isinstance(old, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif isinstance(old, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(old, str):
+        return raw if not isinstance(value, str) else value
+    elif isinstance(old, (tuple, list)):
+        if isinstance(value, (tuple, list)):
+            return type(old)(value)
+    else:
+        return value
+    raise ConfigError(f"bad value {raw!r} for config key {key!r}: expected {type(old).__name__} like {old!r}")
+
+
+def config_fingerprint(config: ml_collections.ConfigDict, *, exclude: Iterable[str] = ()) -> str:
+    """A stable hash of the config's contents (top-level keys in ``exclude`` ignored)."""
+    d = config.to_dict()
+    for k in exclude:
+        d.pop(k, None)
+    blob = json.dumps(d, sort_keys=True, default=repr)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,84 @@
+import ml_collections
+import pytest
+
+from nips23jax.core.config import ConfigError, apply_overrides, config_fingerprint, load_config
+
+
+def _base():
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.name = "x"
+    c.flag = False
+    c.sizes = (1, 2)
+    c.opt = ml_collections.ConfigDict({"lr": 1e-3, "steps": 10, "schedule": None})
+    return c
+
+
+def test_overrides_parse_and_keep_types():
+    c = apply_overrides(
+        _base(),
+        ["opt.lr=3e-4", "opt.steps=20", "flag=true", "name=hello world", "sizes=(4, 5, 6)", "opt.lr=2",
+         "opt.schedule=cosine", "opt.steps=1e2"],
+    )
+    assert c.opt.lr == 2.0 and isinstance(c.opt.lr, float)
+    assert c.opt.steps == 100 and isinstance(c.opt.steps, int)
+    assert c.flag is True and c.name == "hello world" and c.sizes == (4, 5, 6)
+    assert c.opt.schedule == "cosine"
+
+
+def test_overrides_do_not_mutate_input():
+    base = _base()
+    apply_overrides(base, ["seed=3"])
+    assert base.seed == 0
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("opt.lrr=1", r"unknown config key 'opt.lrr' \(no 'lrr' under opt; known: lr, schedule, steps\)"),
+        ("nope.lr=1", "unknown config key 'nope.lr'"),
+        ("seed.x=1", "unknown config key 'seed.x'"),
+        ("opt.steps=abc", "bad value 'abc' for config key 'opt.steps': expected int"),
+        ("opt.steps=1.5", "expected int"),
+        ("flag=2", "expected bool"),
+        ("opt=3", "is a group"),
+        ("seed", "malformed override 'seed'"),
+        ("=3", "malformed override"),
+    ],
+)
+def test_override_errors(override, match):
+    with pytest.raises(ConfigError, match=match):
+        apply_overrides(_base(), [override])
+
+
+def test_load_builtin_and_file(tmp_path):
+    full, quick = load_config("tiny_lm"), load_config("tiny_lm", quick=True)
+    assert quick.train.num_steps < full.train.num_steps
+    assert load_config("tiny_lm", overrides=["seed=4"]).seed == 4
+    with pytest.raises(AttributeError):
+        full.new_key = 1  # locked
+    f = tmp_path / "my.py"
+    f.write_text("import ml_collections\ndef get_config(arg=None):\n    return ml_collections.ConfigDict({'a': arg})\n")
+    assert load_config(str(f), quick=True).a == "quick"
+
+
+@pytest.mark.parametrize(
+    "setup, match",
+    [
+        (lambda p: "no_such_config", "no built-in config named 'no_such_config'"),
+        (lambda p: str(p / "missing.py"), "does not exist"),
+        (lambda p: (p / "a.py").write_text("x = 1\n") and str(p / "a.py"), "defines no get_config"),
+        (lambda p: (p / "b.py").write_text("1/0\n") and str(p / "b.py"), "failed to load: ZeroDivisionError"),
+        (lambda p: (p / "c.py").write_text("def get_config(a=None): return {}\n") and str(p / "c.py"), "ConfigDict"),
+    ],
+)
+def test_load_errors(tmp_path, setup, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(setup(tmp_path))
+
+
+def test_fingerprint_is_stable_and_sensitive():
+    a, b = _base(), _base()
+    assert config_fingerprint(a) == config_fingerprint(b)
+    assert config_fingerprint(apply_overrides(a, ["seed=1"])) != config_fingerprint(a)
+    assert config_fingerprint(apply_overrides(a, ["seed=1"]), exclude=["seed"]) == config_fingerprint(a, exclude=["seed"])

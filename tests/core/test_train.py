@@ -1,0 +1,189 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from nips23jax.core.checkpoint import CheckpointError, Checkpointer
+from nips23jax.core.train import MetricsLog, TrainState, as_key, fit, make_train_step
+
+SCRIPT = Path(__file__).with_name("_resume_script.py")
+
+
+def _linear_problem():
+    """Least squares on fixed data; batches are a function of the step."""
+    w_true = jnp.arange(1.0, 5.0)
+
+    def batch_fn(step):
+        x = jax.random.normal(jax.random.fold_in(jax.random.key(7), step), (8, 4))
+        return {"x": x, "y": x @ w_true}
+
+    def loss_fn(params, batch, key):
+        r = batch["x"] @ params["w"] + params["b"] - batch["y"]
+        return jnp.mean(r**2), {"abs_b": jnp.abs(params["b"])}
+
+    params = {"w": jnp.zeros(4), "b": jnp.zeros(())}
+    return params, loss_fn, batch_fn
+
+
+def test_train_step_matches_hand_written_update():
+    params, loss_fn, batch_fn = _linear_problem()
+    opt = optax.adam(0.1)
+    step = make_train_step(loss_fn, opt, donate=False)
+    state = TrainState.create(params, opt)
+    state, metrics = step(state, batch_fn(0))
+
+    # Adam's first step by hand: m = (1-b1) g, v = (1-b2) g^2, bias corrected -> g / (|g| + eps).
+    b = batch_fn(0)
+    x, y = np.asarray(b["x"]), np.asarray(b["y"])
+    g_w = 2 * x.T @ (x @ np.zeros(4) - y) / 8
+    g_b = 2 * np.mean(x @ np.zeros(4) - y)
+    np.testing.assert_allclose(state.params["w"], -0.1 * g_w / (np.abs(g_w) + 1e-8), rtol=1e-5)
+    np.testing.assert_allclose(state.params["b"], -0.1 * g_b / (np.abs(g_b) + 1e-8), rtol=1e-5)
+    np.testing.assert_allclose(metrics["loss"], np.mean(y**2), rtol=1e-5)
+    np.testing.assert_allclose(metrics["grad_norm"], np.sqrt(np.sum(g_w**2) + g_b**2), rtol=1e-5)
+    assert int(state.step) == 1 and "abs_b" in metrics
+
+
+def test_train_step_passes_extra_args_and_step_keys():
+    seen = []
+
+    def update(updates, state, params=None, *, scale):
+        return jax.tree.map(lambda g: -scale * g, updates), state
+
+    opt = optax.GradientTransformationExtraArgs(lambda p: optax.EmptyState(), update)
+
+    def loss_fn(params, batch, key):
+        return jnp.sum(params["w"] * batch), {"u": jax.random.uniform(key)}
+
+    step = make_train_step(
+        loss_fn, opt, key=3, extra_args_fn=lambda p, b, k: {"scale": 0.5}, jit=False
+    )
+    state = TrainState.create({"w": jnp.ones(3)}, opt)
+    for _ in range(2):
+        state, m = step(state, jnp.arange(3.0))
+        seen.append(float(m["u"]))
+    np.testing.assert_allclose(state.params["w"], 1 - 2 * 0.5 * np.arange(3.0))
+    expected = [float(jax.random.uniform(jax.random.fold_in(jax.random.key(3), t))) for t in range(2)]
+    assert seen == expected
+
+
+def test_as_key_accepts_all_forms():
+    typed = jax.random.key(5)
+    raw = jax.random.PRNGKey(5)
+    for k in (5, typed, raw):
+        assert jnp.array_equal(jax.random.key_data(as_key(k)), jax.random.key_data(typed))
+    with pytest.raises(TypeError, match="key"):
+        as_key(jnp.zeros(3))
+
+
+def _fit(workdir, num_steps, **kw):
+    params, loss_fn, batch_fn = _linear_problem()
+    opt = optax.sgd(0.1, momentum=0.5)
+    return fit(
+        TrainState.create(params, opt), make_train_step(loss_fn, opt), batch_fn, num_steps=num_steps,
+        workdir=workdir, progress=False, **kw,
+    )
+
+
+def test_fit_trains_logs_and_checkpoints(tmp_path):
+    out = _fit(tmp_path, 40, checkpoint_every=10, keep_checkpoints=2, log_every=5,
+               eval_fn=lambda s: {"w0": s.params["w"][0]}, eval_every=20)
+    np.testing.assert_allclose(out.state.params["w"], [1, 2, 3, 4], atol=1e-2)
+    assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [30, 40]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["split"] == "train"] == list(range(5, 41, 5))
+    assert [r["step"] for r in rows if r["split"] == "eval"] == [0, 20, 40]
+    assert out.resumed_from is None
+
+
+def test_fit_resume_in_process_and_log_has_each_step_once(tmp_path):
+    full = _fit(tmp_path / "a", 30, checkpoint_every=10, log_every=5)
+    _fit(tmp_path / "b", 20, checkpoint_every=10, log_every=5)
+    resumed = _fit(tmp_path / "b", 30, checkpoint_every=10, log_every=5)
+    assert resumed.resumed_from == 20
+    for a, b in zip(jax.tree.leaves(full.state.params), jax.tree.leaves(resumed.state.params)):
+        np.testing.assert_array_equal(a, b)
+    steps = [r["step"] for r in MetricsLog(tmp_path / "b" / "metrics.jsonl").rows]
+    assert steps == list(range(5, 31, 5))
+
+
+def test_fit_killed_midway_resumes_to_identical_parameters(tmp_path):
+    """A real SIGKILL mid-run; the same command then resumes and matches an uninterrupted run."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    run = lambda d, kill: subprocess.run(  # noqa: E731
+        [sys.executable, str(SCRIPT), str(d), "40", str(kill)], env=env, capture_output=True, text=True
+    )
+    ref = run(tmp_path / "ref", -1)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    killed = run(tmp_path / "job", 25)
+    assert killed.returncode == -9, (killed.returncode, killed.stderr[-2000:])
+    assert not (tmp_path / "job" / "final.npz").exists()
+    again = run(tmp_path / "job", -1)
+    assert again.returncode == 0, again.stderr[-2000:]
+    resumed_from = int(again.stdout.split("resumed_from")[1].split()[0])
+    assert resumed_from in (10, 20), again.stdout
+    a, b = np.load(tmp_path / "ref" / "final.npz"), np.load(tmp_path / "job" / "final.npz")
+    assert len(a.files) == len(b.files) > 5
+    for k in a.files:
+        np.testing.assert_array_equal(a[k], b[k])
+    steps = [r["step"] for r in MetricsLog(tmp_path / "job" / "metrics.jsonl").rows if r["split"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == 40
+
+
+def _corrupt(step_dir: Path):
+    for f in step_dir.rglob("*"):
+        if f.is_file() and f.name != "metadata":
+            f.write_bytes(b"garbage")
+
+
+def test_fit_skips_damaged_newest_checkpoint(tmp_path):
+    full = _fit(tmp_path / "a", 30, checkpoint_every=10)
+    _fit(tmp_path / "b", 20, checkpoint_every=10)
+    _corrupt(tmp_path / "b" / "checkpoints" / "20")
+    with pytest.warns(RuntimeWarning, match="step 20 .* damaged"):
+        resumed = _fit(tmp_path / "b", 30, checkpoint_every=10)
+    assert resumed.resumed_from == 10
+    assert (tmp_path / "b" / "checkpoints" / "corrupt_20").is_dir()
+    np.testing.assert_array_equal(resumed.state.params["w"], full.state.params["w"])
+
+
+def test_fit_refuses_to_start_over_when_nothing_restores(tmp_path):
+    _fit(tmp_path, 20, checkpoint_every=10)
+    for d in (tmp_path / "checkpoints").iterdir():
+        if d.name.isdigit():
+            _corrupt(d)
+    with pytest.raises(CheckpointError, match="no checkpoint .* could be restored.*refusing to start over"):
+        _fit(tmp_path, 30, checkpoint_every=10)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["10", "20"]
+
+
+def test_checkpointer_fingerprint_mismatch_is_an_error(tmp_path):
+    state = {"w": jnp.ones(3)}
+    c = Checkpointer(tmp_path, fingerprint="run-a")
+    c.save(1, state)
+    c.close()
+    with pytest.raises(CheckpointError, match="different run"):
+        Checkpointer(tmp_path, fingerprint="run-b").restore_latest(state)
+    step, restored = Checkpointer(tmp_path, fingerprint="run-a").restore_latest(state)
+    assert step == 1 and np.array_equal(restored["w"], np.ones(3))
+
+
+def test_checkpointer_unwritable_directory(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError, match="cannot create checkpoint directory"):
+        Checkpointer(tmp_path / "file" / "ckpt")
+
+
+def test_fit_stops_on_non_finite_loss(tmp_path):
+    opt = optax.sgd(1e30)
+    loss_fn = lambda p, b, k: (jnp.sum(p["w"] ** 4), {})  # noqa: E731
+    with pytest.raises(FloatingPointError, match="loss became"):
+        fit(TrainState.create({"w": jnp.ones(2)}, opt), make_train_step(loss_fn, opt), lambda t: None,
+            num_steps=5, log_every=1, progress=False)

@@ -1,0 +1,82 @@
+"""The nips23jax command, run as a user runs it (a subprocess)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+QUICK_SMALL = [
+    "--set", "train.num_steps=40", "--set", "train.eval_every=20", "--set", "train.checkpoint_every=20",
+    "--set", "eval.num_examples=32", "--set", "eval.num_test=64", "--set", "model.num_layers=1",
+]
+
+
+def nips23jax(*args, cwd=None):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device, as a user has
+    return subprocess.run(
+        [sys.executable, "-m", "nips23jax", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+    )
+
+
+def test_list_and_version():
+    out = nips23jax("list")
+    assert out.returncode == 0 and out.stdout.startswith("tiny-lm")
+    assert "configs/tiny_lm.py" in out.stdout and "colab/tiny_lm.ipynb" in out.stdout
+    assert nips23jax("--version").stdout.startswith("nips23jax ")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["reproduce", "no-such-thing"], "unknown reproduction 'no-such-thing'; known: tiny-lm"),
+        (["reproduce", "tiny-lm", "--set", "train.nope=1"], "unknown config key 'train.nope'"),
+        (["reproduce", "tiny-lm", "--set", "train.num_steps"], "malformed override 'train.num_steps'"),
+        (["reproduce", "tiny-lm", "--set", "train.lr=fast"], "bad value 'fast' for config key 'train.lr'"),
+        (["reproduce", "tiny-lm", "--config", "missing.py"], "config file 'missing.py' does not exist"),
+        (["config", "tiny-lm", "--set", "seed=x"], "expected int"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(args, message):
+    out = nips23jax(*args)
+    assert out.returncode == 2, out
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nips23jax: error: ") and message in lines[0], out.stderr
+
+
+def test_unwritable_output_dir(tmp_path):
+    (tmp_path / "afile").write_text("")
+    out = nips23jax("reproduce", "tiny-lm", "--quick", "--out", str(tmp_path / "afile" / "reports"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "cannot create output directory" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_config_prints_resolved_values():
+    out = nips23jax("config", "tiny-lm", "--quick", "--set", "train.num_steps=7")
+    assert out.returncode == 0 and "num_steps: 7" in out.stdout
+
+
+@pytest.mark.slow
+def test_reproduce_writes_report_and_resumes(tmp_path):
+    out = nips23jax("reproduce", "tiny-lm", "--quick", *QUICK_SMALL, "--out", "rep", "--no-progress", "--strict",
+                    cwd=tmp_path)
+    # 40 steps cannot solve addition: the verdict says so, and --strict turns it into exit 1.
+    assert out.returncode == 1, out.stderr[-3000:]
+    assert "NOT reproduced" in out.stdout and "tiny-lm" in out.stdout
+    rep = tmp_path / "rep" / "tiny-lm"
+    text = (rep / "report.md").read_text()
+    assert "| claim | paper | ours | verdict | criterion |" in text and "![loss](loss.png)" in text
+    assert (rep / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads((rep / "results.json").read_text())
+    assert data["metrics"]["steps"] == 40 and data["metrics"]["resumed_from"] is None
+    assert {c["key"] for c in data["claims"]} == {"learns", "loss_drop"}
+
+    again = nips23jax("reproduce", "tiny-lm", "--quick", *QUICK_SMALL, "--out", "rep", "--no-progress", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((rep / "results.json").read_text())["metrics"]["resumed_from"] == 40
+    fresh = nips23jax("reproduce", "tiny-lm", "--quick", *QUICK_SMALL, "--out", "rep", "--no-progress", "--fresh",
+                      cwd=tmp_path)
+    assert fresh.returncode == 0
+    assert json.loads((rep / "results.json").read_text())["metrics"]["resumed_from"] is None
