@@ -1,7 +1,7 @@
 """The ``nips23jax`` command: thin argument parsing over the library.
 
     nips23jax list
-    nips23jax reproduce [NAME ...] [--quick] [--config FILE] [--set KEY=VALUE ...] [--out DIR] [--fresh]
+    nips23jax reproduce [NAME ...] [--quick | --full] [--config FILE] [--set KEY=VALUE ...] [--out DIR] [--fresh]
     nips23jax config NAME [--quick] [--set KEY=VALUE ...]
 
 Errors a user can fix (unknown name or key, bad value, unwritable directory, a checkpoint that
@@ -34,8 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the registered reproductions")
 
     r = sub.add_parser("reproduce", help="run reproductions and write reports/<name>/report.md")
-    r.add_argument("names", nargs="*", help="reproductions to run (default: all)")
-    r.add_argument("--quick", action="store_true", help="the quick (CI-sized) config variant")
+    r.add_argument("names", nargs="*", help="reproductions to run (default: all, quick variants)")
+    size = r.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", default=None, help="the quick (CI-sized) config variants")
+    size.add_argument("--full", dest="quick", action="store_false", help="the full configs (default when names are given)")
     r.add_argument("--config", help="a get_config() file to use instead of the built-in config")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     r.add_argument("--out", default="reports", help="output root (default: ./reports)")
@@ -95,6 +97,8 @@ def _cmd_reproduce(args) -> int:
     from nips23jax.core.config import config_fingerprint
 
     names = args.names or reproduce.names()
+    if args.quick is None:  # no names: every quick reproduction; named ones: their full configs
+        args.quick = not args.names
     if args.config and len(names) != 1:
         raise UsageError("--config needs exactly one reproduction name")
     repros = [_get(reproduce, n) for n in names]
@@ -117,6 +121,7 @@ def _cmd_reproduce(args) -> int:
             shutil.copy2(workdir / fig, outdir / fig)
         command = "nips23jax reproduce " + " ".join(
             [repro.name] + (["--quick"] if args.quick else []) + [f"--set {s}" for s in args.set]
+            + ([f"--config {args.config}"] if args.config else [])
         )
         report = reproduce.write_report(repro, result, config, outdir, command=command, elapsed_s=elapsed)
         print(f"   report: {report}  ({elapsed:.0f} s)", flush=True)

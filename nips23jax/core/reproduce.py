@@ -44,7 +44,8 @@ class Claim:
       key: short id used by :class:`Finding` (``"learns"``).
       statement: the claim, one sentence.
       paper_value: the paper's number for it as text (``"27.41"``), or ``None`` if it gives none.
-      criterion: how our measurement is judged (``"exact match >= 0.95"``).
+      criterion: how our measurement is judged (``"exact match >= 0.95"``); may name config
+        values as ``{config.eval.min_exact_match}``, filled in by the report.
     """
 
     key: str
@@ -177,7 +178,8 @@ def write_report(
     ]
     for c in reproduction.claims:
         f = by_key[c.key]
-        lines.append(f"| {c.statement} | {c.paper_value or '-'} | {f.ours} | {_verdict(f)} | {c.criterion} |")
+        criterion = c.criterion.format(config=config)
+        lines.append(f"| {c.statement} | {c.paper_value or '-'} | {f.ours} | {_verdict(f)} | {criterion} |")
     for c in reproduction.claims:
         if by_key[c.key].detail:
             lines += ["", f"- **{c.key}**: {by_key[c.key].detail}"]
@@ -194,7 +196,11 @@ def write_report(
         "paper": reproduction.paper,
         "passed": result.passed,
         "claims": [
-            {**dataclasses.asdict(c), **{k: v for k, v in dataclasses.asdict(by_key[c.key]).items() if k != "claim"}}
+            {
+                **dataclasses.asdict(c),
+                "criterion": c.criterion.format(config=config),
+                **{k: v for k, v in dataclasses.asdict(by_key[c.key]).items() if k != "claim"},
+            }
             for c in reproduction.claims
         ],
         "metrics": result.metrics,

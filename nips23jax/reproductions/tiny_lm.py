@@ -11,9 +11,9 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import ml_collections
 import numpy as np
+from matplotlib.figure import Figure  # not pyplot: leaves the user's backend (e.g. inline) alone
 import optax
 
 from nips23jax.core import reproduce
@@ -24,22 +24,19 @@ from nips23jax.data.arithmetic import ArithmeticTask, exact_match, predict_answe
 from nips23jax.models.lm import LMApply, masked_lm_loss
 from nips23jax.models.transformer import TransformerConfig, TransformerLM
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 NAME = "tiny-lm"
 CLAIMS = (
     reproduce.Claim(
         key="learns",
         statement="A 2-layer Transformer trained with the shared loop solves held-out multi-digit addition",
         paper_value=None,
-        criterion="exact match on held-out problems >= config.eval.min_exact_match",
+        criterion="exact match on held-out problems >= {config.eval.min_exact_match}",
     ),
     reproduce.Claim(
         key="loss_drop",
         statement="Held-out answer loss falls by an order of magnitude from initialization",
         paper_value=None,
-        criterion="initial / final held-out loss >= config.eval.min_loss_drop",
+        criterion="initial / final held-out loss >= {config.eval.min_loss_drop}",
     ),
 )
 
@@ -178,7 +175,8 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
 
 
 def _plot(log, path: Path) -> Path:
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    ax1, ax2 = fig.subplots(1, 2)
     steps, loss = log.series("loss", "train")
     ax1.semilogy(steps, loss, label="train")
     es, el = log.series("loss", "eval")
@@ -190,7 +188,6 @@ def _plot(log, path: Path) -> Path:
     ax2.set(xlabel="step", ylabel="exact match", ylim=(-0.02, 1.02), title="held-out exact match")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

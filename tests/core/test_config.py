@@ -82,3 +82,13 @@ def test_fingerprint_is_stable_and_sensitive():
     assert config_fingerprint(a) == config_fingerprint(b)
     assert config_fingerprint(apply_overrides(a, ["seed=1"])) != config_fingerprint(a)
     assert config_fingerprint(apply_overrides(a, ["seed=1"]), exclude=["seed"]) == config_fingerprint(a, exclude=["seed"])
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.integers(-10**12, 10**12), st.floats(allow_nan=False, allow_infinity=False), st.booleans())
+def test_override_values_roundtrip(i, f, b):
+    c = apply_overrides(_base(), [f"seed={i}", f"opt.lr={f!r}", f"flag={b}"])
+    assert c.seed == i and c.opt.lr == f and c.flag is b

@@ -9,7 +9,7 @@ from nips23jax.core import reproduce
 def _fake(name="fake-test"):
     claims = (
         reproduce.Claim("a", "Claim A holds", "1.23", "ours within 10% of paper"),
-        reproduce.Claim("b", "Claim B holds", None, "b > 0"),
+        reproduce.Claim("b", "Claim B holds", None, "b > {config.seed}"),
     )
 
     def run(config, workdir, *, progress=True):
@@ -42,7 +42,7 @@ def test_write_report_and_summary(tmp_path):
     path = reproduce.write_report(r, result, cfg, tmp_path, command="nips23jax reproduce fake-test", elapsed_s=2.0)
     text = path.read_text()
     assert "| Claim A holds | 1.23 | 1.20 | reproduced | ours within 10% of paper |" in text
-    assert "| Claim B holds | - | -1 | NOT reproduced | b > 0 |" in text
+    assert "| Claim B holds | - | -1 | NOT reproduced | b > 3 |" in text
     assert "![fig](fig.png)" in text and "seed: 3" in text and "some notes" in text
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["passed"] is False and data["metrics"] == {"x": 1.5}

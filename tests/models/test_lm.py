@@ -73,8 +73,9 @@ def test_greedy_generation_equals_python_loop(lm):
     prompt = jnp.array([[1, 4, 5], [2, 3, 8]])
     got = generate(LMApply(model), params, prompt, jax.random.key(0), max_new_tokens=5)
     seq = np.asarray(prompt)
+    apply = jax.jit(model.apply)
     for _ in range(5):
-        logits = model.apply({"params": params}, jnp.asarray(seq))
+        logits = apply({"params": params}, jnp.asarray(seq))
         seq = np.concatenate([seq, np.argmax(logits[:, -1], -1)[:, None]], 1)
     np.testing.assert_array_equal(got, seq[:, 3:])
     # top_k=1 sampling at any temperature is greedy

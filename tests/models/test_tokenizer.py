@@ -33,3 +33,17 @@ def test_errors():
         tok.decode([9])
     with pytest.raises(ValueError, match="repeated"):
         CharTokenizer("aa")
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ALPHABET = "0123456789+*=abc"
+
+
+@given(st.lists(st.text(alphabet=ALPHABET, max_size=12), min_size=1, max_size=6), st.booleans())
+def test_batch_roundtrip_property(texts, pad_left):
+    tok = CharTokenizer(ALPHABET)
+    ids, mask = tok.encode_batch(texts, bos=True, eos=True, pad_left=pad_left)
+    assert tok.decode_batch(ids) == texts
+    np.testing.assert_array_equal(mask.sum(1), [len(t) + 2 for t in texts])
