@@ -25,7 +25,6 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -182,12 +181,9 @@ class FitResult(NamedTuple):
     resumed_from: int | None
 
 
-@dataclass
-class _Every:
-    period: int
-
-    def __call__(self, step: int, last: int) -> bool:
-        return self.period > 0 and (step % self.period == 0 or step == last)
+def _due(period: int, step: int, last: int) -> bool:
+    """Every ``period`` steps (0: never) and always at the last step."""
+    return step == last or (period > 0 and step % period == 0)
 
 
 def fit(
@@ -248,7 +244,6 @@ def fit(
     if start > num_steps:
         raise ValueError(f"fit: the state is already at step {start}, past num_steps={num_steps}")
 
-    log_due, eval_due, ckpt_due = _Every(log_every), _Every(eval_every), _Every(checkpoint_every)
     callbacks = tuple(callbacks)
     bar = tqdm(
         total=num_steps, initial=start, desc=desc, disable=not progress or jax.process_index() != 0,
@@ -260,14 +255,14 @@ def fit(
         for t in range(start, num_steps):
             state, metrics = train_step(state, batch_fn(t))
             done = t + 1
-            if log_due(done, num_steps):
+            if _due(log_every, done, num_steps):
                 row = log.write(done, "train", metrics)
                 if not math.isfinite(row["loss"]):
                     raise FloatingPointError(f"fit: training loss became {row['loss']} at step {done}")
                 bar.set_postfix(loss=f"{row['loss']:.4g}", refresh=False)
-            if eval_fn is not None and (eval_due(done, num_steps) or done == num_steps):
+            if eval_fn is not None and _due(eval_every, done, num_steps):
                 log.write(done, "eval", eval_fn(state))
-            if ckpt is not None and (ckpt_due(done, num_steps) or done == num_steps):
+            if ckpt is not None and _due(checkpoint_every, done, num_steps):
                 ckpt.save(done, state)
             for cb in callbacks:
                 cb(done, state, metrics)
