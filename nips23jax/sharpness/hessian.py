@@ -1,0 +1,184 @@
+"""Sharpness measures from Hessian-vector products: trace (exact / Hutchinson), top eigenvalue.
+
+All functions take ``loss_fn(params, batch) -> scalar`` and never form the Hessian: each
+Hessian-vector product is one forward-over-reverse pass, ``Hv = ∂/∂ε ∇L(w + εv)``.
+
+For the mean squared error ``L = (1/n) Σ_i (f(x_i) − y_i)²`` the Hessian is
+``(2/n) Σ_i ∇f(x_i)∇f(x_i)ᵀ + (2/n) Σ_i (f(x_i) − y_i) ∇²f(x_i)``; at an interpolating solution the
+second term vanishes, so ``tr(H) = (2/n) Σ_i ‖∇θ f(x_i)‖²`` (:func:`interpolation_hessian_trace`),
+the sharpness Wen, Li & Ma (2023) analyse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from nips23jax.core.train import as_key
+
+PyTree = Any
+LossFn = Callable[[PyTree, PyTree], jax.Array]
+
+__all__ = [
+    "TopEigen",
+    "hessian_trace",
+    "hvp",
+    "interpolation_hessian_trace",
+    "top_hessian_eigenvalue",
+]
+
+
+def hvp(loss_fn: LossFn, params: PyTree, batch: PyTree, v: PyTree) -> PyTree:
+    """Hessian-vector product ``∇²L(params) v`` (forward-over-reverse).
+
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> scalar``.
+      params: the point ``w``.
+      batch: data passed through to ``loss_fn``.
+      v: a pytree like ``params``.
+
+    Returns:
+      ``Hv`` with the structure of ``params``.
+    """
+    if jax.tree.structure(v) != jax.tree.structure(params):
+        raise ValueError(f"hvp: v has structure {jax.tree.structure(v)}, expected that of params")
+    grad = lambda p: jax.grad(loss_fn)(p, batch)  # noqa: E731
+    return jax.jvp(grad, (params,), (v,))[1]
+
+
+def _flat_hvp(loss_fn, params, batch):
+    flat, unravel = ravel_pytree(params)
+
+    def matvec(u):
+        return ravel_pytree(hvp(loss_fn, params, batch, unravel(u.astype(flat.dtype))))[0]
+
+    return flat, matvec
+
+
+def hessian_trace(
+    loss_fn: LossFn,
+    params: PyTree,
+    batch: PyTree,
+    *,
+    method: str = "exact",
+    key: jax.Array | int | None = None,
+    num_samples: int = 100,
+    chunk_size: int = 256,
+) -> jax.Array:
+    """``tr ∇²L(params)``.
+
+    ``method="exact"`` sums ``e_iᵀ H e_i`` over all ``d`` coordinates (``d`` Hessian-vector
+    products, vmapped in chunks of ``chunk_size``); ``method="hutchinson"`` averages ``vᵀ H v`` over
+    ``num_samples`` Rademacher vectors ``v`` (unbiased; standard error
+    ``≈ sqrt(2 Σ_{i≠j} H_ij² / num_samples)``).
+
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> scalar``.
+      params: parameters.
+      batch: data.
+      method: ``"exact"`` or ``"hutchinson"``.
+      key: PRNG key, required for Hutchinson.
+      num_samples: Hutchinson probe vectors (>= 1).
+      chunk_size: Hessian-vector products per vmapped chunk (exact method).
+
+    Returns:
+      Scalar trace in the parameters' dtype.
+    """
+    if method not in ("exact", "hutchinson"):
+        raise ValueError(f"hessian_trace: unknown method {method!r}; expected 'exact' or 'hutchinson'")
+    flat, matvec = _flat_hvp(loss_fn, params, batch)
+    d = flat.shape[0]
+    if method == "exact":
+        if chunk_size < 1:
+            raise ValueError(f"hessian_trace: chunk_size must be >= 1, got {chunk_size}")
+        idx = jnp.arange(d)
+
+        def diag_entry(i):
+            return matvec(jax.nn.one_hot(i, d, dtype=flat.dtype))[i]
+
+        return jnp.sum(jax.lax.map(diag_entry, idx, batch_size=min(chunk_size, d)))
+    if key is None:
+        raise ValueError("hessian_trace: method='hutchinson' needs key=")
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"hessian_trace: num_samples must be an int >= 1, got {num_samples!r}")
+    probes = jax.random.rademacher(as_key(key), (num_samples, d), dtype=flat.dtype)
+    return jnp.mean(jax.lax.map(lambda v: jnp.vdot(v, matvec(v)), probes, batch_size=min(chunk_size, num_samples)))
+
+
+class TopEigen(NamedTuple):
+    """Result of :func:`top_hessian_eigenvalue`: eigenvalue, unit eigenvector pytree, iterations."""
+
+    eigenvalue: jax.Array
+    eigenvector: PyTree
+    num_iters: jax.Array
+
+
+def top_hessian_eigenvalue(
+    loss_fn: LossFn,
+    params: PyTree,
+    batch: PyTree,
+    *,
+    key: jax.Array | int = 0,
+    max_iters: int = 100,
+    tol: float = 1e-6,
+) -> TopEigen:
+    """Largest-magnitude Hessian eigenvalue by power iteration on Hessian-vector products.
+
+    Iterates ``v ← Hv/‖Hv‖`` from a random start until the Rayleigh quotient ``vᵀHv`` changes by
+    less than ``tol`` (relative) or ``max_iters`` is reached.
+
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> scalar``.
+      params, batch: the point and data.
+      key: PRNG key of the random start.
+      max_iters: iteration cap (>= 1).
+      tol: relative tolerance on the eigenvalue.
+
+    Returns:
+      :class:`TopEigen` (the eigenvalue is signed: the dominant one in magnitude).
+    """
+    if max_iters < 1:
+        raise ValueError(f"top_hessian_eigenvalue: max_iters must be >= 1, got {max_iters}")
+    flat, matvec = _flat_hvp(loss_fn, params, batch)
+    _, unravel = ravel_pytree(params)
+    v0 = jax.random.normal(as_key(key), flat.shape, flat.dtype)
+    v0 = v0 / jnp.linalg.norm(v0)
+
+    def cond(c):
+        i, _, lam, lam_old = c
+        return (i < max_iters) & ((i < 2) | (jnp.abs(lam - lam_old) > tol * jnp.abs(lam)))
+
+    def body(c):
+        i, v, lam, _ = c
+        hv = matvec(v)
+        new_lam = jnp.vdot(v, hv)
+        norm = jnp.linalg.norm(hv)
+        v = jnp.where(norm > 0, hv / jnp.where(norm > 0, norm, 1.0), v)
+        return i + 1, v, new_lam, lam
+
+    zero = jnp.zeros((), flat.dtype)
+    i, v, lam, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), v0, zero, zero))
+    return TopEigen(eigenvalue=jnp.vdot(v, matvec(v)), eigenvector=unravel(v), num_iters=i)
+
+
+def interpolation_hessian_trace(model_fn: Callable[[PyTree, jax.Array], jax.Array], params: PyTree, xs: jax.Array):
+    """``(2/n) Σ_i ‖∇θ f(x_i)‖²``: the MSE Hessian's trace at an interpolating solution.
+
+    Equals :func:`hessian_trace` of ``mean((f(x_i) − y_i)²)`` whenever the residuals are zero (or,
+    for any residuals, when every ``∇²f(x_i)`` has zero trace, as for a two-layer ReLU network).
+
+    Args:
+      model_fn: ``model_fn(params, x) -> scalar`` output for one input ``x``.
+      params: parameters.
+      xs: ``(n, ...)`` inputs.
+
+    Returns:
+      Scalar.
+    """
+    per_example = jax.vmap(lambda x: jax.grad(model_fn)(params, x))(xs)
+    sq = sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(per_example))
+    return 2.0 * sq / xs.shape[0]
