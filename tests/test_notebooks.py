@@ -28,6 +28,12 @@ FAST_OVERRIDES = {
     "tiny_lm.ipynb": (
         "model.num_layers=1 train.num_steps=200 train.eval_every=100 eval.num_examples=64 eval.num_test=64"
     ),
+    # sharpness: a narrow network and 200 epochs per run; the reproduction's own test and the quick
+    # config check the verdicts.
+    "sharpness.ipynb": " ".join(
+        ["width=32", "num_test=256", "num_evals=4", "hutchinson_samples=8"]
+        + [f"runs.{a}_{m}.epochs=200" for a in ("nobias", "bias", "layernorm") for m in ("gd", "sam")]
+    ),
 }
 
 

@@ -6,3 +6,4 @@ notebook to ``colab/``, and import the module here.
 """
 
 from nips23jax.reproductions import tiny_lm as tiny_lm
+from nips23jax.reproductions import sharpness as sharpness

@@ -120,14 +120,15 @@ def _m_sharpness_grad(grad_fn, params, batch, m, rho, adaptive, eta, where):
 
 
 class SAMState(NamedTuple):
-    """State of :func:`sam`: the base optimizer's state."""
+    """State of :func:`sam`: the step count (for a ``rho`` schedule) and the base optimizer's state."""
 
+    count: jax.Array
     base_state: optax.OptState
 
 
 def sam(
     base_optimizer: optax.GradientTransformation,
-    rho: float = 0.05,
+    rho: float | optax.Schedule = 0.05,
     *,
     adaptive: bool = False,
     eta: float = 0.01,
@@ -151,7 +152,8 @@ def sam(
 
     Args:
       base_optimizer: the optimizer that consumes the SAM gradient (e.g. ``optax.sgd``).
-      rho: perturbation radius (>= 0; ``0`` recovers the base optimizer).
+      rho: perturbation radius (>= 0; ``0`` recovers the base optimizer), or an Optax schedule
+        ``rho(step) -> radius`` (e.g. ``optax.piecewise_constant_schedule``).
       adaptive: ASAM (``T = |w| + eta`` scaling).
       eta: ASAM's offset.
       m_sharpness: sub-batch size for m-sharpness, or ``None``.
@@ -159,28 +161,29 @@ def sam(
     Returns:
       An ``optax.GradientTransformationExtraArgs`` with state :class:`SAMState`.
     """
-    _check_rho_eta("sam", rho, eta)
+    _check_rho_eta("sam", 0.0 if callable(rho) else rho, eta)
     if m_sharpness is not None and (not isinstance(m_sharpness, int) or m_sharpness < 1):
         raise ValueError(f"sam: m_sharpness must be a positive int or None, got {m_sharpness!r}")
     base = optax.with_extra_args_support(base_optimizer)
 
     def init_fn(params):
-        return SAMState(base_state=base.init(params))
+        return SAMState(count=jnp.zeros((), jnp.int32), base_state=base.init(params))
 
     def update_fn(grads, state, params=None, *, grad_fn: Callable | None = None, batch: PyTree = None, **extra):
         if params is None:
             raise ValueError("sam: update needs params (the point where the perturbation starts)")
         if grad_fn is None:
             raise ValueError("sam: update needs grad_fn=..., the loss gradient as a function of the parameters")
+        radius = rho(state.count) if callable(rho) else rho
         if m_sharpness is None:
             _check_same_structure("sam", params, grads)
-            sam_grads = _perturbed_grad(grad_fn, params, grads, rho, adaptive, eta, "sam")
+            sam_grads = _perturbed_grad(grad_fn, params, grads, radius, adaptive, eta, "sam")
         else:
             if batch is None:
                 raise ValueError("sam: m_sharpness needs batch=..., and grad_fn(params, batch)")
-            sam_grads = _m_sharpness_grad(grad_fn, params, batch, m_sharpness, rho, adaptive, eta, "sam")
+            sam_grads = _m_sharpness_grad(grad_fn, params, batch, m_sharpness, radius, adaptive, eta, "sam")
         updates, base_state = base.update(sam_grads, state.base_state, params, **extra)
-        return updates, SAMState(base_state=base_state)
+        return updates, SAMState(count=optax.safe_increment(state.count), base_state=base_state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -197,3 +197,20 @@ def test_bad_input():
         m_opt.update(g, m_opt.init(params), params, grad_fn=jax.grad(loss_fn))
     with pytest.raises(ValueError, match="divisible by m=5"):
         m_opt.update(g, m_opt.init(params), params, grad_fn=jax.grad(loss_fn), batch=batch)
+
+
+def test_rho_schedule():
+    params, loss_fn, batch = _problem()
+    sched = optax.piecewise_constant_schedule(0.05, {2: 2.0})  # 0.05, 0.05, then 0.1
+    opt = sam(optax.sgd(0.1), rho=sched)
+    state = opt.init(params)
+    p_np = {k: np.asarray(v) for k, v in params.items()}
+    x, y = np.asarray(batch["x"]), np.asarray(batch["y"])
+    for t in range(4):
+        g = jax.grad(loss_fn)(params, batch)
+        u, state = opt.update(g, state, params, grad_fn=lambda p: jax.grad(loss_fn)(p, batch))
+        params = optax.apply_updates(params, u)
+        want = _np_sam_grad(p_np, x, y, 0.05 if t < 2 else 0.1)
+        p_np = {k: p_np[k] - 0.1 * want[k] for k in p_np}
+    np.testing.assert_allclose(params["w"], p_np["w"], rtol=1e-12)
+    assert int(state.count) == 4

@@ -1,0 +1,237 @@
+"""sharpness: Wen, Li & Ma (NeurIPS 2023), flatness vs generalization in two-layer ReLU networks.
+
+Three architectures on y = x1·x2 over x ∈ {±1}^30 (100 training points), each trained with
+full-batch gradient descent + weight decay and with 1-SAM (``nips23jax.sam.sam`` with
+``m_sharpness=1``), tracking test error and the sharpness tr(H) = (2/n) Σ ‖∇θ f(x_i)‖²
+(``nips23jax.sharpness.interpolation_hessian_trace``). Config: ``configs/sharpness.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from matplotlib.figure import Figure
+
+from nips23jax.core import reproduce
+from nips23jax.core.config import config_fingerprint
+from nips23jax.core.train import TrainState, fit
+from nips23jax.sam import sam
+from nips23jax.sharpness import hessian_trace, interpolation_hessian_trace
+
+NAME = "sharpness"
+ARCHS = ("nobias", "bias", "layernorm")
+ARCH_TITLES = {"nobias": "no bias", "bias": "with bias", "layernorm": "simplified LayerNorm"}
+
+CLAIMS = (
+    reproduce.Claim(
+        "nobias",
+        "Without bias, sharpness minimization (1-SAM) finds flat minimizers that generalize",
+        "test error ~0 (Fig. 1a)",
+        "1-SAM (no bias): test MSE < {config.criteria.generalizes_below}",
+    ),
+    reproduce.Claim(
+        "bias",
+        "With bias, 1-SAM finds a flatter minimizer than GD's generalizing one, and it memorizes",
+        "flatter & test error high (Fig. 1b)",
+        "1-SAM (bias): train MSE < {config.criteria.fits_below}, test MSE > {config.criteria.memorizes_above}, "
+        "tr(H) below GD's, and GD (bias) test MSE < {config.criteria.generalizes_below}",
+    ),
+    reproduce.Claim(
+        "layernorm",
+        "With the simplified LayerNorm, 1-SAM generalizes although non-generalizing flattest minimizers exist",
+        "test error ~0 (Fig. 1c)",
+        "1-SAM (simplified LayerNorm): test MSE < {config.criteria.generalizes_below}",
+    ),
+)
+
+
+def xor_data(key: jax.Array, num: int, dim: int) -> tuple[jax.Array, jax.Array]:
+    """``x`` uniform on ``{±1}^dim`` (``(num, dim)`` float32) and ``y = x1·x2`` (``(num,)``)."""
+    x = jax.random.rademacher(key, (num, dim), dtype=jnp.float32)
+    return x, x[:, 0] * x[:, 1]
+
+
+def two_layer_init(key: jax.Array, dim: int, width: int, *, bias: bool, init_scale: float = 1.0) -> dict:
+    """Parameters ``W (width, dim)``, ``a (width,)`` and, with ``bias``, ``b (width,)`` (zeros).
+
+    ``W ~ N(0, 1/dim)·init_scale``, ``a ~ N(0, 1/width)``.
+    """
+    k1, k2 = jax.random.split(key)
+    params = {
+        "W": jax.random.normal(k1, (width, dim)) * (init_scale / np.sqrt(dim)),
+        "a": jax.random.normal(k2, (width,)) / np.sqrt(width),
+    }
+    if bias:
+        params["b"] = jnp.zeros((width,))
+    return params
+
+
+def two_layer_apply(params: dict, x: jax.Array, *, layernorm: bool = False, eps: float = 1e-6) -> jax.Array:
+    """``f(x) = aᵀ relu(Wx + b)``, or with the simplified LayerNorm ``aᵀ r / max(‖r‖, eps)``, ``r = relu(Wx)``.
+
+    Args:
+      params: from :func:`two_layer_init`.
+      x: one input ``(dim,)``.
+
+    Returns:
+      Scalar output.
+    """
+    r = jax.nn.relu(params["W"] @ x + params.get("b", 0.0))
+    if layernorm:
+        r = r / jnp.maximum(jnp.linalg.norm(r), eps)
+    return params["a"] @ r
+
+
+def _mse(model, params, x, y):
+    return jnp.mean((jax.vmap(lambda xi: model(params, xi))(x) - y) ** 2)
+
+
+def _train_one(config, arch: str, run: ml_collections.ConfigDict, data, workdir: Path, progress: bool):
+    (x, y), (xt, yt) = data
+    model = functools.partial(two_layer_apply, layernorm=arch == "layernorm", eps=config.ln_eps)
+    loss = functools.partial(_mse, model)
+    params = two_layer_init(
+        jax.random.fold_in(jax.random.key(config.seed), 1), config.dim, config.width,
+        bias=arch == "bias", init_scale=run.init_scale,
+    )
+    if run.method == "gd":
+        opt = optax.chain(optax.add_decayed_weights(run.weight_decay), optax.sgd(run.lr))
+    elif run.method == "sam":
+        rho = optax.piecewise_constant_schedule(run.rho, {run.rho_switch: run.rho_late / run.rho}) if (
+            run.rho_switch > 0 and run.rho_late != run.rho) else run.rho
+        opt = sam(optax.sgd(run.lr), rho=rho, m_sharpness=1)
+    else:
+        raise ValueError(f"sharpness: runs.*.method must be 'gd' or 'sam', got {run.method!r}")
+
+    def step(state, batch):
+        bx, by = batch
+        if run.method == "gd":
+            value, grads = jax.value_and_grad(loss)(state.params, bx, by)
+            updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        else:
+            value = loss(state.params, bx, by)
+            per_example_grad = lambda p, b: jax.grad(loss)(p, b[0], b[1])  # noqa: E731
+            updates, opt_state = opt.update(
+                state.params, state.opt_state, state.params, grad_fn=per_example_grad, batch=batch
+            )
+        new = TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state)
+        return new, {"loss": value}
+
+    @jax.jit
+    def evaluate(params):
+        pred = jax.vmap(lambda xi: model(params, xi))(xt)
+        return {
+            "train_mse": loss(params, x, y),
+            "test_mse": jnp.mean((pred - yt) ** 2),
+            "test_error": jnp.mean(jnp.sign(pred) != yt),
+            "trace_h": interpolation_hessian_trace(model, params, x),
+        }
+
+    every = max(run.epochs // config.num_evals, 1)
+    out = fit(
+        TrainState.create(params, opt),
+        jax.jit(step, donate_argnums=0),
+        lambda t: (x, y),
+        num_steps=run.epochs,
+        workdir=workdir,
+        checkpoint_every=max(run.epochs // 4, 1),
+        keep_checkpoints=1,
+        fingerprint=config_fingerprint(ml_collections.ConfigDict({"run": run, "arch": arch, "seed": config.seed,
+                                                                   "width": config.width, "dim": config.dim})),
+        eval_fn=lambda s: evaluate(s.params),
+        eval_every=every,
+        log_every=every,
+        progress=progress,
+        desc=f"{arch} {run.method}",
+    )
+    final = {k: float(v) for k, v in evaluate(out.state.params).items()}
+    final["trace_h_hutchinson"] = float(
+        hessian_trace(lambda p, b: loss(p, *b), out.state.params, (x, y), method="hutchinson",
+                      key=jax.random.key(config.seed), num_samples=config.hutchinson_samples)
+    )
+    return out.log, final
+
+
+def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = True) -> reproduce.Result:
+    """Trains the six runs (3 architectures x {GD, 1-SAM}), plots, and judges the three claims."""
+    workdir = Path(workdir)
+    k_train, k_test = jax.random.split(jax.random.key(config.seed))
+    data = (xor_data(k_train, config.num_train, config.dim), xor_data(k_test, config.num_test, config.dim))
+    logs, finals = {}, {}
+    for arch in ARCHS:
+        for method in ("gd", "sam"):
+            name = f"{arch}_{method}"
+            logs[name], finals[name] = _train_one(config, arch, config.runs[name], data, workdir / name, progress)
+
+    crit = config.criteria
+    f = finals
+    findings = [
+        reproduce.Finding(
+            "nobias", f"test MSE {f['nobias_sam']['test_mse']:.3f}",
+            f["nobias_sam"]["test_mse"] < crit.generalizes_below,
+            _detail(f, "nobias"),
+        ),
+        reproduce.Finding(
+            "bias",
+            f"test MSE {f['bias_sam']['test_mse']:.3f}, tr(H) {f['bias_sam']['trace_h']:.1f} vs GD {f['bias_gd']['trace_h']:.1f}",
+            f["bias_sam"]["train_mse"] < crit.fits_below
+            and f["bias_sam"]["test_mse"] > crit.memorizes_above
+            and f["bias_sam"]["trace_h"] < f["bias_gd"]["trace_h"]
+            and f["bias_gd"]["test_mse"] < crit.generalizes_below,
+            _detail(f, "bias"),
+        ),
+        reproduce.Finding(
+            "layernorm", f"test MSE {f['layernorm_sam']['test_mse']:.3f}",
+            f["layernorm_sam"]["test_mse"] < crit.generalizes_below,
+            _detail(f, "layernorm"),
+        ),
+    ]
+    figure = _plot(logs, workdir / "sharpness.png")
+    return reproduce.Result(findings=findings, metrics={"final": finals}, figures=[figure.name])
+
+
+def _detail(finals, arch):
+    parts = []
+    for method, label in (("gd", "GD+wd"), ("sam", "1-SAM")):
+        r = finals[f"{arch}_{method}"]
+        parts.append(
+            f"{label}: train MSE {r['train_mse']:.2e}, test MSE {r['test_mse']:.3f}, test 0-1 error "
+            f"{r['test_error']:.3f}, tr(H) {r['trace_h']:.2f} (Hutchinson on the full loss {r['trace_h_hutchinson']:.2f})"
+        )
+    return "; ".join(parts)
+
+
+def _plot(logs, path: Path) -> Path:
+    fig = Figure(figsize=(13, 6.5))
+    axes = fig.subplots(2, 3)
+    for j, arch in enumerate(ARCHS):
+        for method, label, color in (("gd", "GD + weight decay", "C0"), ("sam", "1-SAM", "C3")):
+            log = logs[f"{arch}_{method}"]
+            axes[0, j].plot(*log.series("test_mse", "eval"), color=color, label=label)
+            axes[1, j].semilogy(*log.series("trace_h", "eval"), color=color, label=label)
+        axes[0, j].set(title=ARCH_TITLES[arch], xlabel="epoch", ylabel="test MSE")
+        axes[1, j].set(xlabel="epoch", ylabel="tr(H) = (2/n) Σ‖∇f‖²")
+        axes[0, j].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+REPRODUCTION = reproduce.register(
+    reproduce.Reproduction(
+        name=NAME,
+        title="flatness vs generalization: 1-SAM vs GD on two-layer ReLU networks (Wen, Li & Ma)",
+        paper="Wen, Li, Ma. Sharpness Minimization Algorithms Do Not Only Minimize Sharpness To Achieve "
+        "Better Generalization. NeurIPS 2023",
+        claims=CLAIMS,
+        config="sharpness",
+        run=run,
+        notebook="colab/sharpness.ipynb",
+    )
+)
