@@ -1,0 +1,119 @@
+"""DPO training on the shared loop: a ``loss_fn`` for ``core.train.make_train_step``.
+
+A preference batch is a dict of ``(B, T)`` arrays ``chosen_ids``, ``chosen_labels``,
+``rejected_ids``, ``rejected_labels`` (labels = ids with prompt and padding set to -100) plus the
+reference model's view, either
+
+* precomputed: ``ref_chosen_logps`` and ``ref_rejected_logps`` (``(B,)``; see
+  :func:`reference_logps`), as TRL's ``precompute_ref_log_probs`` does, or
+* a frozen copy of the reference parameters under ``ref_params``: the reference forward then runs
+  inside the same jitted step, under ``stop_gradient``.
+
+Example::
+
+    loss_fn = make_dpo_loss_fn(LMApply(model), beta=0.1)
+    step = make_train_step(loss_fn, optax.adam(1e-4))
+    ref = frozen_reference(sft_params)                   # new buffers: the state is donated
+    batch = {**pairs, "ref_params": ref}
+    state, metrics = step(state, batch)                  # metrics: loss, rewards/*, logps/*
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from nips23jax.dpo.logps import concatenated_logps
+from nips23jax.dpo.loss import dpo_loss, dpo_metrics
+
+PyTree = Any
+
+__all__ = ["frozen_reference", "make_dpo_loss_fn", "reference_logps"]
+
+_PAIR_KEYS = ("chosen_ids", "chosen_labels", "rejected_ids", "rejected_labels")
+
+
+def _pair(batch: dict) -> tuple:
+    missing = [k for k in _PAIR_KEYS if k not in batch]
+    if missing:
+        raise KeyError(f"DPO batch is missing {missing}; it needs {list(_PAIR_KEYS)}")
+    return tuple(batch[k] for k in _PAIR_KEYS)
+
+
+def frozen_reference(params: PyTree) -> PyTree:
+    """A copy of ``params`` in new buffers, to serve as the frozen DPO reference.
+
+    The shared train step donates the training state's buffers; a reference that aliased them
+    would be invalidated by the first update. Copy once, before training:
+    ``batch["ref_params"] = frozen_reference(sft_params)``.
+    """
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), params)
+
+
+def reference_logps(
+    apply_fn: Callable[..., jax.Array], ref_params: PyTree, batch: dict, *, pad_id: int = 0
+) -> dict[str, jax.Array]:
+    """``{"ref_chosen_logps", "ref_rejected_logps"}`` of a batch under frozen reference parameters."""
+    chosen, rejected = concatenated_logps(apply_fn, jax.lax.stop_gradient(ref_params), *_pair(batch), pad_id=pad_id)
+    return {"ref_chosen_logps": chosen, "ref_rejected_logps": rejected}
+
+
+def make_dpo_loss_fn(
+    apply_fn: Callable[..., jax.Array],
+    *,
+    beta: float = 0.1,
+    loss_type: str | Sequence[str] = "sigmoid",
+    loss_weights: Sequence[float] | None = None,
+    label_smoothing: float = 0.0,
+    reference_free: bool = False,
+    pad_id: int = 0,
+    ignore_index: int = -100,
+) -> Callable[[PyTree, dict, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]:
+    """``loss_fn(params, batch, key) -> (mean DPO loss, metrics)`` for the shared training loop.
+
+    Args:
+      apply_fn: ``apply_fn(params, ids, mask) -> logits`` of the policy (and reference).
+      beta, loss_type, loss_weights, label_smoothing, reference_free: as in :func:`~nips23jax.dpo.dpo_loss`.
+        ``ipo`` and ``sigmoid_norm`` get the completion lengths (labels != ``ignore_index``).
+      pad_id: token used to right-pad chosen and rejected to a common length.
+
+    Returns:
+      The loss function. Metrics: ``rewards/chosen``, ``rewards/rejected``,
+      ``rewards/accuracies``, ``rewards/margins`` (as TRL logs them), ``logps/chosen``,
+      ``logps/rejected``.
+    """
+    # Validate the options once, eagerly, with a dummy batch.
+    one = jnp.zeros((1,))
+    dpo_loss(one, one, one, one, beta=beta, loss_type=loss_type, loss_weights=loss_weights,
+             label_smoothing=label_smoothing, chosen_lengths=one + 1, rejected_lengths=one + 1)
+
+    def loss_fn(params, batch, key):
+        del key
+        chosen_ids, chosen_labels, rejected_ids, rejected_labels = _pair(batch)
+        pc, pr = concatenated_logps(apply_fn, params, *_pair(batch), pad_id=pad_id, ignore_index=ignore_index)
+        if reference_free:
+            rc, rr = jnp.zeros_like(pc), jnp.zeros_like(pr)
+        elif "ref_chosen_logps" in batch:
+            rc, rr = batch["ref_chosen_logps"], batch["ref_rejected_logps"]
+        elif "ref_params" in batch:
+            ref = reference_logps(apply_fn, batch["ref_params"], batch, pad_id=pad_id)
+            rc, rr = ref["ref_chosen_logps"], ref["ref_rejected_logps"]
+        else:
+            raise KeyError("DPO batch needs ref_chosen_logps/ref_rejected_logps or ref_params (or reference_free=True)")
+        lengths = {
+            "chosen_lengths": jnp.maximum((chosen_labels != ignore_index).sum(-1), 1),
+            "rejected_lengths": jnp.maximum((rejected_labels != ignore_index).sum(-1), 1),
+        }
+        losses, chosen_rewards, rejected_rewards = dpo_loss(
+            pc, pr, jax.lax.stop_gradient(rc), jax.lax.stop_gradient(rr), beta=beta, loss_type=loss_type,
+            loss_weights=loss_weights, label_smoothing=label_smoothing, **lengths,
+        )
+        metrics = dpo_metrics(jax.lax.stop_gradient(chosen_rewards), jax.lax.stop_gradient(rejected_rewards))
+        metrics["logps/chosen"] = jnp.mean(jax.lax.stop_gradient(pc))
+        metrics["logps/rejected"] = jnp.mean(jax.lax.stop_gradient(pr))
+        return losses.mean(), metrics
+
+    return loss_fn

@@ -1,0 +1,114 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from nips23jax.core.train import TrainState, fit, make_train_step
+from nips23jax.dpo import concatenated_logps, frozen_reference, make_dpo_loss_fn, reference_logps, sequence_logps
+from nips23jax.models.lm import LMApply
+from nips23jax.models.transformer import TransformerConfig, TransformerLM
+
+
+def _log_softmax(x):
+    x = np.asarray(x, np.float64)
+    return x - x.max(-1, keepdims=True) - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True))
+
+
+def test_sequence_logps_against_a_loop():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 6, 5)).astype(np.float32)
+    ids = rng.integers(0, 5, (3, 6))
+    labels = ids.copy()
+    labels[:, :2] = -100  # prompt
+    labels[1, 5] = -100  # padding
+    lp = _log_softmax(logits)
+    want = [sum(lp[b, t - 1, labels[b, t]] for t in range(1, 6) if labels[b, t] != -100) for b in range(3)]
+    counts = [(labels[b, 1:] != -100).sum() for b in range(3)]
+    np.testing.assert_allclose(sequence_logps(logits, labels), want, rtol=1e-5)
+    np.testing.assert_allclose(sequence_logps(logits, labels, average=True), np.array(want) / counts, rtol=1e-5)
+    extra = np.ones((3, 6), bool)
+    extra[0, 5] = False
+    np.testing.assert_allclose(sequence_logps(logits, labels, extra)[0], want[0] - lp[0, 4, labels[0, 5]], rtol=1e-5)
+
+
+def test_sequence_logps_errors():
+    logits = jnp.zeros((2, 4, 3))
+    labels = jnp.array([[1, 2, 0, 1], [1, -100, -100, -100]])
+    with pytest.raises(ValueError, match=r"sequences \[1\] have no scored token"):
+        sequence_logps(logits, labels)
+    with pytest.raises(ValueError, match="labels \\(B, T\\) expected"):
+        sequence_logps(logits, labels[:, :3])
+
+
+@pytest.fixture(scope="module")
+def lm():
+    cfg = TransformerConfig(vocab_size=12, d_model=32, num_heads=2, num_layers=1, max_len=16)
+    model = TransformerLM(cfg)
+    params = model.init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
+    return model, params
+
+
+def _pairs(b=4, seed=0):
+    rng = np.random.default_rng(seed)
+    prompt = rng.integers(3, 12, (b, 3))
+    chosen = np.concatenate([prompt, rng.integers(3, 12, (b, 4))], 1)
+    rejected = np.concatenate([prompt, rng.integers(3, 12, (b, 6))], 1)
+    cl, rl = chosen.copy(), rejected.copy()
+    cl[:, :3] = -100
+    rl[:, :3] = -100
+    rl[0, -2:] = -100  # a padded rejected completion
+    rejected[0, -2:] = 0
+    return {"chosen_ids": chosen, "chosen_labels": cl, "rejected_ids": rejected, "rejected_labels": rl}
+
+
+def test_concatenated_equals_separate_forwards(lm):
+    model, params = lm
+    batch = _pairs()
+    pc, pr = concatenated_logps(LMApply(model), params, *(batch[k] for k in
+                                ("chosen_ids", "chosen_labels", "rejected_ids", "rejected_labels")))
+    apply = lambda ids: model.apply({"params": params}, jnp.asarray(ids))  # noqa: E731
+    np.testing.assert_allclose(pc, sequence_logps(apply(batch["chosen_ids"]), batch["chosen_labels"]), rtol=1e-5)
+    np.testing.assert_allclose(pr, sequence_logps(apply(batch["rejected_ids"]), batch["rejected_labels"]), rtol=1e-5)
+
+
+def test_policy_equal_to_reference_gives_log2_and_zero_rewards(lm):
+    model, params = lm
+    loss_fn = make_dpo_loss_fn(LMApply(model), beta=0.5)
+    loss, metrics = loss_fn(params, {**_pairs(), "ref_params": params}, None)
+    np.testing.assert_allclose(loss, np.log(2.0), rtol=1e-6)
+    assert float(metrics["rewards/margins"]) == 0.0 and float(metrics["rewards/accuracies"]) == 0.0
+    pre = reference_logps(LMApply(model), params, _pairs())
+    loss2, _ = loss_fn(params, {**_pairs(), **pre}, None)
+    np.testing.assert_allclose(loss2, loss, rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss_type", ["sigmoid", "ipo"])
+def test_dpo_training_prefers_chosen_and_checkpoints(lm, tmp_path, loss_type):
+    model, sft_params = lm
+    ref_params = frozen_reference(sft_params)
+    batch = {**_pairs(8, seed=1), "ref_params": ref_params}
+    opt = optax.adam(3e-3)
+    step = make_train_step(make_dpo_loss_fn(LMApply(model), beta=0.1, loss_type=loss_type), opt)
+    # the shared step donates the state: train a copy, so the fixture's arrays stay alive
+    out = fit(TrainState.create(frozen_reference(sft_params), opt), step, lambda t: batch, num_steps=30, workdir=tmp_path,
+              checkpoint_every=15, log_every=5, progress=False)
+    rows = [r for r in out.log.rows if r["split"] == "train"]
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert rows[-1]["rewards/accuracies"] == 1.0 and rows[-1]["rewards/margins"] > 0
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["15", "30"]
+    # the reference stayed frozen: still the SFT weights, while the policy moved
+    fc1 = lambda p: np.asarray(p["block_0"]["mlp"]["fc1"]["kernel"])  # noqa: E731
+    np.testing.assert_array_equal(fc1(ref_params), fc1(sft_params))
+    assert not np.allclose(fc1(out.state.params), fc1(ref_params))
+
+
+def test_missing_batch_keys(lm):
+    model, params = lm
+    loss_fn = make_dpo_loss_fn(LMApply(model))
+    with pytest.raises(KeyError, match="ref_chosen_logps/ref_rejected_logps or ref_params"):
+        loss_fn(params, _pairs(), None)
+    with pytest.raises(KeyError, match="missing \\['rejected_labels'\\]"):
+        loss_fn(params, {k: v for k, v in _pairs().items() if k != "rejected_labels"}, None)
+    with pytest.raises(ValueError, match="unknown loss_type"):
+        make_dpo_loss_fn(LMApply(model), loss_type="kto")
