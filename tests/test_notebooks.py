@@ -28,6 +28,11 @@ FAST_OVERRIDES = {
     "tiny_lm.ipynb": (
         "model.num_layers=1 train.num_steps=200 train.eval_every=100 eval.num_examples=64 eval.num_test=64"
     ),
+    # dpo: a one-layer model, few steps and small sample sizes.
+    "dpo.ipynb": (
+        "sft.num_steps=30 prefs.num_pairs=128 prefs.num_heldout=64 dpo.num_steps=10 dpo.betas=(0.1,1.0) "
+        "baselines.best_of_n=(1,2) baselines.preferred_ft_steps=(5,10) eval.num_prompts=32 model.num_layers=1"
+    ),
     # sharpness: a narrow network and 200 epochs per run; the reproduction's own test and the quick
     # config check the verdicts.
     "sharpness.ipynb": " ".join(

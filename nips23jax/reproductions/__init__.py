@@ -5,5 +5,6 @@ To add one: write ``nips23jax/reproductions/<name>.py`` that calls
 notebook to ``colab/``, and import the module here.
 """
 
-from nips23jax.reproductions import tiny_lm as tiny_lm
+from nips23jax.reproductions import dpo as dpo
 from nips23jax.reproductions import sharpness as sharpness
+from nips23jax.reproductions import tiny_lm as tiny_lm
