@@ -252,8 +252,8 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
             + f" ({int(differs.sum())} held-out pairs with distinct true rewards)",
         ),
     ]
-    figure = _plot(sft_stats, dpo_points, pft_points, bon_points, (r_chosen - r_rejected)[differs],
-                   dpo_points, differs, workdir / "dpo_frontier.png")
+    figure = _plot(sft_stats, dpo_points, pft_points, bon_points, r_chosen - r_rejected, differs,
+                   workdir / "dpo_frontier.png")
     for p in dpo_points:
         p.pop("implicit_margin")
     return reproduce.Result(
@@ -263,7 +263,7 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     )
 
 
-def _plot(sft_stats, dpo_points, pft_points, bon_points, true_diff, with_margins, differs, path: Path) -> Path:
+def _plot(sft_stats, dpo_points, pft_points, bon_points, true_diff, differs, path: Path) -> Path:
     fig = Figure(figsize=(12, 4.6))
     ax1, ax2 = fig.subplots(1, 2)
     ax1.plot([p["kl"] for p in dpo_points], [p["reward"] for p in dpo_points], "o-", color="C3", label="DPO (beta sweep)")
@@ -275,8 +275,8 @@ def _plot(sft_stats, dpo_points, pft_points, bon_points, true_diff, with_margins
     ax1.plot([0], [sft_stats["reward"]], "k*", markersize=12, label="SFT")
     ax1.set(xlabel="KL(π || π_ref) [nats]", ylabel="true reward", title="reward vs KL frontier")
     ax1.legend(fontsize=8)
-    mid = with_margins[len(with_margins) // 2]
-    ax2.scatter(true_diff, np.asarray(mid["implicit_margin"])[differs], s=8, alpha=0.5)
+    mid = dpo_points[len(dpo_points) // 2]
+    ax2.scatter(true_diff[differs], np.asarray(mid["implicit_margin"])[differs], s=8, alpha=0.5)
     ax2.axhline(0, color="gray", lw=0.5)
     ax2.axvline(0, color="gray", lw=0.5)
     ax2.set(xlabel="true reward: chosen − rejected", ylabel="implicit reward: chosen − rejected",
