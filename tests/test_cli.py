@@ -22,7 +22,8 @@ def nips23jax(*args, cwd=None):
 
 def test_list_and_version():
     out = nips23jax("list")
-    assert out.returncode == 0 and out.stdout.startswith("tiny-lm")
+    names = [line.split()[0] for line in out.stdout.splitlines() if line and not line[0].isspace()]
+    assert out.returncode == 0 and names == sorted(names) and {"tiny-lm", "sharpness", "dpo"} <= set(names)
     assert "configs/tiny_lm.py" in out.stdout and "colab/tiny_lm.ipynb" in out.stdout
     assert nips23jax("--version").stdout.startswith("nips23jax ")
 
