@@ -151,7 +151,7 @@ class MetricsLog:
 
     def truncate_after(self, step: int) -> None:
         self._rows = [r for r in self._rows if r["step"] <= step]
-        if self.path is not None:
+        if self.path is not None and jax.process_index() == 0:
             self.path.write_text("".join(json.dumps(r) + "\n" for r in self._rows))
 
     def write(self, step: int, split: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
