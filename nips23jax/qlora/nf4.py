@@ -21,6 +21,7 @@ Dequantization: ``code[q] · absmax`` in fp32, then cast.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -172,6 +173,11 @@ def quantize_nf4(
         if not isinstance(v, int) or v < 2 or v % 2:
             raise ValueError(f"quantize_nf4: {name} must be an even int >= 2, got {v!r}")
     w = _check_weight(w, "quantize_nf4")
+    return _quantize(w, block_size, double_quant, dq_block_size)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _quantize(w: jax.Array, block_size: int, double_quant: bool, dq_block_size: int) -> NF4Tensor:
     flat = w.reshape(-1).astype(jnp.float32)
     absmax, scaled = _blockwise_absmax(flat, block_size)
     codes = _nearest(scaled, _NF4_MIDPOINTS)
@@ -197,6 +203,7 @@ def _block_scales(q: NF4Tensor) -> jax.Array:
     return dq * second + q.offset
 
 
+@functools.partial(jax.jit, static_argnames=("dtype",))
 def dequantize_nf4(q: NF4Tensor, dtype: Any = None) -> jax.Array:
     """``code[q] · absmax`` in float32, reshaped to ``q.shape`` and cast to ``dtype`` (default ``q.dtype``)."""
     codes = jnp.stack([q.packed >> 4, q.packed & 0xF], axis=-1).reshape(-1)[: q.size]
