@@ -25,5 +25,6 @@ from nips23jax.core.train import MetricsLog as MetricsLog
 from nips23jax.core.train import TrainState as TrainState
 from nips23jax.core.train import as_key as as_key
 from nips23jax.core.train import fit as fit
+from nips23jax.core.train import global_norm as global_norm
 from nips23jax.core.train import make_eval_step as make_eval_step
 from nips23jax.core.train import make_train_step as make_train_step

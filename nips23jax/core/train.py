@@ -42,7 +42,7 @@ PyTree = Any
 Metrics = dict[str, float]
 LossFn = Callable[[PyTree, PyTree, jax.Array], tuple[jax.Array, Mapping[str, jax.Array]]]
 
-__all__ = ["FitResult", "MetricsLog", "TrainState", "fit", "make_eval_step", "make_train_step", "as_key"]
+__all__ = ["FitResult", "MetricsLog", "TrainState", "as_key", "fit", "global_norm", "make_eval_step", "make_train_step"]
 
 
 def as_key(key: jax.Array | int) -> jax.Array:
@@ -113,7 +113,7 @@ def make_train_step(
         extra = {} if extra_args_fn is None else dict(extra_args_fn(state.params, batch, k))
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params, **extra)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": loss, "grad_norm": _global_norm(grads), **aux}
+        metrics = {"loss": loss, "grad_norm": global_norm(grads), **aux}
         return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     if not jit:
@@ -123,8 +123,15 @@ def make_train_step(
     return sharded_jit(step, in_shardings=in_sh, out_shardings=out_sh, donate_argnums=(0,) if donate else ())
 
 
-def _global_norm(tree: PyTree) -> jax.Array:
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))
+def global_norm(tree: PyTree) -> jax.Array:
+    """L2 norm over every leaf of ``tree``: ``sqrt(Σ_leaves Σ x²)``.
+
+    Accumulates in at least float32 (bfloat16/float16 leaves are upcast; float64 stays float64).
+    Returns a scalar.
+    """
+    return jnp.sqrt(
+        sum(jnp.sum(jnp.square(x.astype(jnp.promote_types(x.dtype, jnp.float32)))) for x in jax.tree.leaves(tree))
+    )
 
 
 def make_eval_step(metric_fn: Callable[[PyTree, PyTree], Mapping[str, jax.Array]]):

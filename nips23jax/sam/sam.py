@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from nips23jax.core.train import global_norm
+
 PyTree = Any
 
 __all__ = ["SAMState", "sam", "sam_gradient", "sam_perturbation"]
@@ -41,11 +43,6 @@ def _check_rho_eta(where: str, rho: float, eta: float) -> None:
         raise ValueError(f"{where}: rho must be >= 0, got {rho!r}")
     if not isinstance(eta, jax.Array) and not eta >= 0:
         raise ValueError(f"{where}: eta must be >= 0, got {eta!r}")
-
-
-def _tree_norm(tree: PyTree) -> jax.Array:
-    leaves = jax.tree.leaves(tree)
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in leaves))
 
 
 def sam_perturbation(
@@ -71,10 +68,10 @@ def sam_perturbation(
     if adaptive:
         scale = jax.tree.map(lambda w: jnp.abs(jax.lax.stop_gradient(w)) + eta, params)
         scaled = jax.tree.map(lambda t, g: t * g, scale, grads)
-        norm = _tree_norm(scaled)
+        norm = global_norm(scaled)
         direction = jax.tree.map(lambda t, tg: t * tg, scale, scaled)
     else:
-        norm = _tree_norm(grads)
+        norm = global_norm(grads)
         direction = grads
     factor = jnp.where(norm > 0, rho / jnp.where(norm > 0, norm, 1.0), 0.0)
     return jax.tree.map(lambda d: (factor * d).astype(d.dtype), direction)

@@ -11,7 +11,7 @@ import optax
 import pytest
 
 from nips23jax.core.checkpoint import CheckpointError, Checkpointer
-from nips23jax.core.train import MetricsLog, TrainState, as_key, fit, make_train_step
+from nips23jax.core.train import MetricsLog, TrainState, as_key, fit, global_norm, make_train_step
 
 SCRIPT = Path(__file__).with_name("_resume_script.py")
 
@@ -187,3 +187,11 @@ def test_fit_stops_on_non_finite_loss(tmp_path):
     with pytest.raises(FloatingPointError, match="loss became"):
         fit(TrainState.create({"w": jnp.ones(2)}, opt), make_train_step(loss_fn, opt), lambda t: None,
             num_steps=5, log_every=1, progress=False)
+
+
+def test_global_norm_matches_numpy_and_accumulates_in_float32_or_wider():
+    tree = {"a": jnp.arange(3.0), "b": [jnp.full((2, 2), -2.0)]}
+    np.testing.assert_allclose(global_norm(tree), np.sqrt(0 + 1 + 4 + 4 * 4), rtol=1e-6)
+    assert global_norm({"x": jnp.ones(4, jnp.bfloat16)}).dtype == jnp.float32
+    with jax.enable_x64(True):
+        assert global_norm({"x": jnp.ones(4, jnp.float64)}).dtype == jnp.float64
