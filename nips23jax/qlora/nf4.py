@@ -1,4 +1,15 @@
-"""NF4 4-bit weight storage (Dettmers et al., QLoRA, NeurIPS 2023), laid out as bitsandbytes lays it.
+"""4-bit weight storage (Dettmers et al., QLoRA, NeurIPS 2023), laid out as bitsandbytes lays it.
+
+Three blockwise 4-bit data types share one layout and one pytree, :class:`NF4Tensor` (its
+``quant_type`` says which codebook the codes index):
+
+* ``"nf4"``: NormalFloat4, bit-compatible with bitsandbytes ``quant_type="nf4"``;
+* ``"fp4"``: bitsandbytes' FP4 (E2M1: sign bit, 2 exponent and 1 mantissa bits, values
+  {0, 1/16, 2, 3, 4, 6, 8, 12}/12), bit-compatible with its CPU/default path, value-compatible
+  with its CUDA path (which writes the code of -0 for tiny negative values where the CPU path
+  writes +0 and vice versa; both decode to 0);
+* ``"int4"``: symmetric absmax integers, ``round(7·x/absmax)/7``; 15 levels, code ``k + 8`` for
+  ``k = -7..7`` (code 0 is never written).
 
 Quantization (bitsandbytes ``quantize_4bit(quant_type="nf4")``):
 
@@ -30,12 +41,21 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
+    "FP4_CODE",
+    "INT4_CODE",
     "NF4_CODE",
     "NF4Tensor",
+    "QUANT_TYPES",
     "bits_per_param",
+    "block_scales",
+    "codebook",
+    "dequantize_4bit",
     "dequantize_nf4",
     "dynamic_map",
     "from_bitsandbytes",
+    "quantize_4bit",
+    "quantize_fp4",
+    "quantize_int4",
     "quantize_nf4",
     "to_bitsandbytes",
 ]
@@ -51,8 +71,41 @@ NF4_CODE = np.array(
     ],
     np.float32,
 )
-_NF4_MIDPOINTS = ((NF4_CODE[:-1] + NF4_CODE[1:]) / np.float32(2)).astype(np.float32)
-_ZERO_CODE = 7
+# bitsandbytes' FP4 in code-index order: bit 3 is the sign, bits 0-2 the magnitude code.
+_FP4_MAGNITUDES = np.array([0.0, 0.0625, 8.0, 12.0, 4.0, 6.0, 2.0, 3.0], np.float32) / np.float32(12)
+FP4_CODE = np.concatenate([_FP4_MAGNITUDES, -_FP4_MAGNITUDES]).astype(np.float32)
+# Symmetric Int4: code k + 8 holds k/7 (code 0, -8/7, lies outside [-1, 1] and is never written).
+INT4_CODE = (np.arange(16, dtype=np.float32) - np.float32(8)) / np.float32(7)
+
+QUANT_TYPES = ("nf4", "fp4", "int4")
+_CODES = {"nf4": NF4_CODE, "fp4": FP4_CODE, "int4": INT4_CODE}
+
+
+def _search_tables(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(fp32 midpoints of the sorted values, code index of each sorted position)``.
+
+    A stable sort keeps equal values (FP4's +0 and -0) in index order, as bitsandbytes' bucketize
+    over its sorted table does; a value on a midpoint goes to the lower sorted position.
+    """
+    order = np.argsort(code, kind="stable")
+    values = code[order]
+    return ((values[:-1] + values[1:]) / np.float32(2)).astype(np.float32), order.astype(np.uint8)
+
+
+_TABLES = {name: _search_tables(code) for name, code in _CODES.items()}
+
+
+def codebook(quant_type: str = "nf4") -> np.ndarray:
+    """The 16 float32 code values of ``quant_type`` ("nf4", "fp4" or "int4"), indexed by code."""
+    if quant_type not in _CODES:
+        raise ValueError(f"quant_type must be one of {QUANT_TYPES}, got {quant_type!r}")
+    return _CODES[quant_type]
+
+
+def _zero_code(quant_type: str) -> int:
+    """The code bitsandbytes pads an odd count with: the one the scaled value 0.0 gets."""
+    mids, order = _TABLES[quant_type]
+    return int(order[np.searchsorted(mids, np.float32(0.0), side="left")])
 
 
 def _torch_style_linspace_f32(start: float, end: float, steps: int) -> np.ndarray:
@@ -99,7 +152,8 @@ class NF4Tensor:
         uint8 codes into :func:`dynamic_map`.
       absmax2: ``(ceil(num_blocks/dq_block_size),)`` float32 second-level scales (DQ), else ``(0,)``.
       offset: ``()`` float32 mean of the block scales (DQ), else 0.
-      shape, dtype, block_size, dq_block_size, double_quant: static metadata.
+      shape, dtype, block_size, dq_block_size, double_quant, quant_type: static metadata
+      (``quant_type`` is "nf4", "fp4" or "int4": which :func:`codebook` the codes index).
     """
 
     packed: jax.Array
@@ -111,6 +165,7 @@ class NF4Tensor:
     block_size: int = dataclasses.field(metadata=dict(static=True))
     dq_block_size: int = dataclasses.field(metadata=dict(static=True))
     double_quant: bool = dataclasses.field(metadata=dict(static=True))
+    quant_type: str = dataclasses.field(default="nf4", metadata=dict(static=True))
 
     @property
     def size(self) -> int:
@@ -140,9 +195,13 @@ def _blockwise_absmax(flat: jax.Array, block: int) -> tuple[jax.Array, jax.Array
     return absmax, scaled
 
 
-def _nearest(scaled: jax.Array, midpoints: np.ndarray) -> jax.Array:
-    """Index of the nearest code given sorted fp32 midpoints; ties go to the lower index."""
-    return jnp.searchsorted(jnp.asarray(midpoints), scaled, side="left").astype(jnp.uint8)
+def _nearest(scaled: jax.Array, midpoints: np.ndarray, order: np.ndarray | None = None) -> jax.Array:
+    """Code of the nearest value given sorted fp32 midpoints (ties to the lower sorted position),
+    mapped through ``order`` (sorted position -> code index) when the codebook is not sorted."""
+    pos = jnp.searchsorted(jnp.asarray(midpoints), scaled, side="left")
+    if order is not None:
+        pos = jnp.asarray(order)[pos]
+    return pos.astype(jnp.uint8)
 
 
 def _check_weight(w: jax.Array, name: str) -> jax.Array:
@@ -154,35 +213,68 @@ def _check_weight(w: jax.Array, name: str) -> jax.Array:
     return w
 
 
-def quantize_nf4(
-    w: jax.Array, block_size: int = 64, *, double_quant: bool = True, dq_block_size: int = 256
+def quantize_4bit(
+    w: jax.Array,
+    quant_type: str = "nf4",
+    block_size: int = 64,
+    *,
+    double_quant: bool = True,
+    dq_block_size: int = 256,
 ) -> NF4Tensor:
-    """Quantizes ``w`` (any shape, float) to NF4, bit-compatible with bitsandbytes.
+    """Quantizes ``w`` (any shape, float) blockwise to 4 bits in bitsandbytes' layout.
 
     Args:
       w: the weight; flattened row-major (a Flax kernel is ``(in, out)``, a torch Linear weight
         ``(out, in)``: transpose before comparing with bitsandbytes).
-      block_size: values per absmax block (bitsandbytes: 64).
+      quant_type: "nf4", "fp4" (E2M1) or "int4" (symmetric absmax).
+      block_size: values per absmax block (bitsandbytes: 64); an even int >= 2.
       double_quant: quantize the block scales to 8 bits (saves ~0.37 bits/param).
-      dq_block_size: scales per second-level block (bitsandbytes: 256).
+      dq_block_size: scales per second-level block (bitsandbytes: 256); an even int >= 2.
 
     Returns:
-      :class:`NF4Tensor`.
+      :class:`NF4Tensor` with ``quant_type`` set.
+
+    Raises:
+      TypeError: non-float ``w``. ValueError: NaN/Inf in ``w``, a bad block size or quant_type.
     """
+    if quant_type not in _CODES:
+        raise ValueError(f"quantize_4bit: quant_type must be one of {QUANT_TYPES}, got {quant_type!r}")
     for name, v in (("block_size", block_size), ("dq_block_size", dq_block_size)):
-        if not isinstance(v, int) or v < 2 or v % 2:
-            raise ValueError(f"quantize_nf4: {name} must be an even int >= 2, got {v!r}")
-    w = _check_weight(w, "quantize_nf4")
-    return _quantize(w, block_size, double_quant, dq_block_size)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 2 or v % 2:
+            raise ValueError(f"quantize_4bit: {name} must be an even int >= 2, got {v!r}")
+    w = _check_weight(w, "quantize_4bit: w")
+    return _quantize(w, block_size, double_quant, dq_block_size, quant_type)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _quantize(w: jax.Array, block_size: int, double_quant: bool, dq_block_size: int) -> NF4Tensor:
+def quantize_nf4(
+    w: jax.Array, block_size: int = 64, *, double_quant: bool = True, dq_block_size: int = 256
+) -> NF4Tensor:
+    """NF4 quantization, bit-compatible with bitsandbytes: :func:`quantize_4bit` with ``quant_type="nf4"``."""
+    return quantize_4bit(w, "nf4", block_size, double_quant=double_quant, dq_block_size=dq_block_size)
+
+
+def quantize_fp4(
+    w: jax.Array, block_size: int = 64, *, double_quant: bool = True, dq_block_size: int = 256
+) -> NF4Tensor:
+    """FP4 (E2M1) quantization as bitsandbytes' ``quant_type="fp4"``: :func:`quantize_4bit` with "fp4"."""
+    return quantize_4bit(w, "fp4", block_size, double_quant=double_quant, dq_block_size=dq_block_size)
+
+
+def quantize_int4(
+    w: jax.Array, block_size: int = 64, *, double_quant: bool = True, dq_block_size: int = 256
+) -> NF4Tensor:
+    """Symmetric absmax Int4 (``round(7·x/absmax)/7``): :func:`quantize_4bit` with "int4"."""
+    return quantize_4bit(w, "int4", block_size, double_quant=double_quant, dq_block_size=dq_block_size)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _quantize(w: jax.Array, block_size: int, double_quant: bool, dq_block_size: int, quant_type: str) -> NF4Tensor:
     flat = w.reshape(-1).astype(jnp.float32)
     absmax, scaled = _blockwise_absmax(flat, block_size)
-    codes = _nearest(scaled, _NF4_MIDPOINTS)
-    if codes.shape[0] % 2:  # bitsandbytes pads the scaled values with 0.0, i.e. with the zero code
-        codes = jnp.concatenate([codes, jnp.full((1,), _ZERO_CODE, jnp.uint8)])
+    mids, order = _TABLES[quant_type]
+    codes = _nearest(scaled, mids, None if quant_type == "nf4" else order)
+    if codes.shape[0] % 2:  # bitsandbytes pads the scaled values with 0.0
+        codes = jnp.concatenate([codes, jnp.full((1,), _zero_code(quant_type), jnp.uint8)])
     packed = (codes[0::2] << 4) | codes[1::2]
     absmax2 = jnp.zeros((0,), jnp.float32)
     offset = jnp.zeros((), jnp.float32)
@@ -192,10 +284,11 @@ def _quantize(w: jax.Array, block_size: int, double_quant: bool, dq_block_size: 
         dyn_mid = ((_DYNAMIC[:-1] + _DYNAMIC[1:]) / np.float32(2)).astype(np.float32)
         absmax = _nearest(scaled2, dyn_mid)
     return NF4Tensor(packed, absmax, absmax2, offset, tuple(w.shape), jnp.dtype(w.dtype), block_size,
-                     dq_block_size, double_quant)
+                     dq_block_size, double_quant, quant_type)
 
 
-def _block_scales(q: NF4Tensor) -> jax.Array:
+def block_scales(q: NF4Tensor) -> jax.Array:
+    """``(num_blocks,)`` float32 absmax per block (double quantization undone)."""
     if not q.double_quant:
         return q.absmax
     dq = jnp.asarray(_DYNAMIC)[q.absmax.astype(jnp.int32)]
@@ -204,12 +297,18 @@ def _block_scales(q: NF4Tensor) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("dtype",))
-def dequantize_nf4(q: NF4Tensor, dtype: Any = None) -> jax.Array:
-    """``code[q] · absmax`` in float32, reshaped to ``q.shape`` and cast to ``dtype`` (default ``q.dtype``)."""
+def dequantize_4bit(q: NF4Tensor, dtype: Any = None) -> jax.Array:
+    """``code[q] · absmax`` in float32, reshaped to ``q.shape`` and cast to ``dtype`` (default ``q.dtype``).
+
+    Works for every ``quant_type`` (the codebook is ``codebook(q.quant_type)``).
+    """
     codes = jnp.stack([q.packed >> 4, q.packed & 0xF], axis=-1).reshape(-1)[: q.size]
-    values = jnp.asarray(NF4_CODE)[codes.astype(jnp.int32)]
-    scales = jnp.repeat(_block_scales(q), q.block_size)[: q.size]
+    values = jnp.asarray(codebook(q.quant_type))[codes.astype(jnp.int32)]
+    scales = jnp.repeat(block_scales(q), q.block_size)[: q.size]
     return (values * scales).reshape(q.shape).astype(q.dtype if dtype is None else dtype)
+
+
+dequantize_nf4 = dequantize_4bit  # the name QLoRA users look for; dequantizes any quant_type
 
 
 def bits_per_param(q: NF4Tensor) -> float:
@@ -220,9 +319,12 @@ def bits_per_param(q: NF4Tensor) -> float:
 
 def to_bitsandbytes(q: NF4Tensor) -> dict[str, np.ndarray]:
     """Plain NumPy arrays as bitsandbytes stores them: ``packed`` (uint8), ``absmax`` (fp32, or uint8
-    codes with DQ), ``nested_absmax``, ``offset``, ``shape``, ``blocksize``, ``nested_blocksize``."""
+    codes with DQ), ``nested_absmax``, ``offset``, ``shape``, ``blocksize``, ``nested_blocksize``,
+    ``quant_type``."""
+    if q.quant_type not in ("nf4", "fp4"):
+        raise ValueError(f"to_bitsandbytes: bitsandbytes has no {q.quant_type!r} 4-bit type (nf4 and fp4 only)")
     out = {"packed": np.asarray(q.packed), "absmax": np.asarray(q.absmax), "shape": np.array(q.shape),
-           "blocksize": np.array(q.block_size)}
+           "blocksize": np.array(q.block_size), "quant_type": np.array(q.quant_type)}
     if q.double_quant:
         out.update(nested_absmax=np.asarray(q.absmax2), offset=np.asarray(q.offset),
                    nested_blocksize=np.array(q.dq_block_size))
@@ -239,6 +341,7 @@ def from_bitsandbytes(
     offset: float | np.ndarray | None = None,
     dq_block_size: int = 256,
     dtype: Any = jnp.float32,
+    quant_type: str = "nf4",
 ) -> NF4Tensor:
     """Wraps arrays quantized by bitsandbytes (``quantize_4bit(..., quant_type="nf4")``) as an NF4Tensor.
 
@@ -248,10 +351,13 @@ def from_bitsandbytes(
       shape: the original weight's shape (torch Linear: ``(out, in)``; transpose the dequantized
         result for a Flax kernel).
       nested_absmax, offset: bitsandbytes' ``state2.absmax`` and ``offset`` for double quantization.
+      quant_type: "nf4" or "fp4" (bitsandbytes' ``quant_type``).
 
     Raises:
       ValueError: array sizes inconsistent with ``shape`` and the block sizes.
     """
+    if quant_type not in ("nf4", "fp4"):
+        raise ValueError(f"from_bitsandbytes: quant_type must be 'nf4' or 'fp4', got {quant_type!r}")
     shape = tuple(int(s) for s in shape)
     n = math.prod(shape)
     packed = np.asarray(packed, np.uint8).reshape(-1)
@@ -273,4 +379,4 @@ def from_bitsandbytes(
     else:
         absmax, absmax2, off = absmax.astype(np.float32), np.zeros((0,), np.float32), np.float32(0)
     return NF4Tensor(jnp.asarray(packed), jnp.asarray(absmax), jnp.asarray(absmax2), jnp.asarray(off), shape,
-                     jnp.dtype(dtype), block_size, dq_block_size, dq)
+                     jnp.dtype(dtype), block_size, dq_block_size, dq, quant_type)

@@ -7,7 +7,8 @@ import pytest
 from scipy.stats import norm
 
 from nips23jax.qlora import (
-    NF4_CODE, bits_per_param, dequantize_nf4, dynamic_map, from_bitsandbytes, quantize_nf4, to_bitsandbytes,
+    FP4_CODE, INT4_CODE, NF4_CODE, bits_per_param, codebook, dequantize_4bit, dequantize_nf4, dynamic_map,
+    from_bitsandbytes, quantize_4bit, quantize_fp4, quantize_int4, quantize_nf4, to_bitsandbytes,
 )
 
 BNB = np.load(Path(__file__).parent / "fixtures" / "bnb_nf4.npz")
@@ -132,7 +133,75 @@ def test_pytree_jit_and_bits_per_param():
     np.testing.assert_array_equal(np.asarray(jq.packed), np.asarray(qd.packed))
 
 
+def test_fp4_codebook_is_e2m1():
+    """Sign in bit 3; bitsandbytes' magnitude codes 0..7 hold {0, 1/16, 8, 12, 4, 6, 2, 3}/12: the E2M1
+    values 2^e·(1 + m/2) (and the subnormal 1/16), normalized by their maximum 12."""
+    for code in range(16):
+        mag = [0.0, 0.0625, 8.0, 12.0, 4.0, 6.0, 2.0, 3.0][code & 7] / 12.0
+        assert FP4_CODE[code] == np.float32(-mag if code >> 3 else mag), code
+    np.testing.assert_array_equal(np.sort(np.abs(FP4_CODE[:8])) * 12, [0, 0.0625, 2, 3, 4, 6, 8, 12])
+    np.testing.assert_allclose(INT4_CODE[1:], np.arange(-7, 8) / 7, rtol=1e-7)
+    with pytest.raises(ValueError, match="quant_type must be one of"):
+        codebook("int8")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fp4_is_bit_identical_to_bitsandbytes(name):
+    w = BNB[f"{name}/input"]
+    q = quantize_fp4(w, double_quant=False)
+    assert q.quant_type == "fp4"
+    np.testing.assert_array_equal(np.asarray(q.packed), BNB[f"{name}/plain/fp4/packed"])
+    np.testing.assert_array_equal(np.asarray(q.absmax), BNB[f"{name}/plain/fp4/absmax"])
+    np.testing.assert_array_equal(np.asarray(dequantize_4bit(q)), BNB[f"{name}/plain/fp4/dequantized"])
+    qd = quantize_fp4(w)
+    np.testing.assert_array_equal(np.asarray(qd.packed), BNB[f"{name}/dq/fp4/packed"])
+    k = f"{name}/dq/fp4"
+    loaded = from_bitsandbytes(BNB[f"{k}/packed"], BNB[f"{k}/absmax"], w.shape, nested_absmax=BNB[f"{k}/nested_absmax"],
+                               offset=BNB[f"{k}/offset"], quant_type="fp4")
+    np.testing.assert_allclose(np.asarray(dequantize_4bit(loaded)), BNB[f"{k}/dequantized"], rtol=1e-6, atol=1e-7)
+
+
+def _numpy_nearest(x, code):
+    """Naive reference: the nearest code value by brute force, ties to the smaller value, then the
+    first index holding that value (FP4's +0 and -0 are told apart by the sign of x as bitsandbytes'
+    sorted search does: tiny negatives take code 0, tiny positives code 8)."""
+    d = np.abs(x[:, None].astype(np.float64) - code[None, :].astype(np.float64))
+    best = d.min(axis=1, keepdims=True)
+    cand = np.where(np.isclose(d, best, rtol=0, atol=1e-12), code[None, :], np.inf)
+    val = cand.min(axis=1)
+    out = np.array([np.flatnonzero(code == v)[0] for v in val])
+    if code is FP4_CODE:
+        out = np.where((val == 0) & (x > 0), 8, out)
+    return out
+
+
+@pytest.mark.parametrize("quant_type", ["fp4", "int4"])
+def test_fp4_and_int4_nearest_code_against_brute_force(quant_type):
+    code = codebook(quant_type)
+    x = np.concatenate([[1.0], np.random.default_rng(1).uniform(-1, 1, 4095)]).astype(np.float32)
+    q = quantize_4bit(x, quant_type, block_size=4096, double_quant=False)
+    got = np.stack([np.asarray(q.packed) >> 4, np.asarray(q.packed) & 15], -1).reshape(-1)
+    np.testing.assert_array_equal(got, _numpy_nearest(x, code))
+    if quant_type == "int4":  # round(7x)/7 with absmax 1; code 0 never written
+        np.testing.assert_allclose(np.asarray(dequantize_4bit(q)), np.round(7 * x) / 7, atol=1e-6)
+        assert not (got == 0).any()
+
+
+def test_nf4_beats_fp4_beats_int4_on_normal_weights():
+    """The paper's data-type ordering shows up in the quantization error of normal weights."""
+    w = jax.random.normal(jax.random.key(3), (512, 256))
+    err = {}
+    for qt in ("nf4", "fp4", "int4"):
+        out = dequantize_4bit(quantize_4bit(w, qt, double_quant=False))
+        err[qt] = float(jnp.sqrt(jnp.mean((out - w) ** 2)))
+    assert err["nf4"] < err["fp4"] and err["nf4"] < err["int4"], err
+
+
 def test_bad_input():
+    with pytest.raises(ValueError, match="quant_type must be one of"):
+        quantize_4bit(np.ones(8, np.float32), "nf8")
+    with pytest.raises(ValueError, match="no 'int4'"):
+        to_bitsandbytes(quantize_int4(np.ones(8, np.float32)))
     with pytest.raises(ValueError, match="NaN or Inf"):
         quantize_nf4(np.array([1.0, np.nan], np.float32))
     with pytest.raises(TypeError, match="floating-point"):
