@@ -33,6 +33,11 @@ FAST_OVERRIDES = {
         "sft.num_steps=30 prefs.num_pairs=128 prefs.num_heldout=64 dpo.num_steps=10 dpo.betas=(0.1,1.0) "
         "baselines.best_of_n=(1,2) baselines.preferred_ft_steps=(5,10) eval.num_prompts=32 model.num_layers=1"
     ),
+    # qlora: a one-layer, narrow model and a few dozen steps per training run.
+    "qlora.ipynb": (
+        "model.num_layers=1 model.d_model=32 model.d_ff=64 pretrain.num_steps=40 pretrain.eval_every=20 "
+        "finetune.num_steps=20 finetune.eval_every=10 eval.num_examples=32 eval.num_test=32 quant.normal_shape=(64,64)"
+    ),
     # sharpness: a narrow network and 200 epochs per run; the reproduction's own test and the quick
     # config check the verdicts.
     "sharpness.ipynb": " ".join(

@@ -2,7 +2,8 @@
 
 Pieces, bottom up:
 
-* :class:`TrainState` -- ``(step, params, opt_state)``, a pytree.
+* :class:`TrainState` -- ``(step, params, opt_state, frozen)``, a pytree; ``frozen`` holds
+  variables that are not trained (e.g. QLoRA's 4-bit base weights), or None.
 * :func:`make_train_step` -- ``loss_fn`` + an Optax transform -> a jitted, sharded,
   state-donating ``step(state, batch) -> (state, metrics)``. The per-step PRNG key is
   ``fold_in(key, state.step)``, so the step is a pure function of ``(state, batch)``.
@@ -65,16 +66,20 @@ class TrainState:
       step: int32 scalar, number of updates applied.
       params: model parameters (any pytree of arrays).
       opt_state: the Optax transform's state.
+      frozen: variables the loss reads but nothing differentiates or updates (QLoRA's NF4 base
+        weights, whose uint8 codes ``jax.grad`` would reject), or None. Sharded and checkpointed
+        with the rest of the state.
     """
 
     step: jax.Array
     params: PyTree
     opt_state: PyTree
+    frozen: PyTree = None
 
     @classmethod
-    def create(cls, params: PyTree, optimizer: optax.GradientTransformation) -> "TrainState":
-        """State at step 0 with ``optimizer.init(params)``."""
-        return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
+    def create(cls, params: PyTree, optimizer: optax.GradientTransformation, frozen: PyTree = None) -> "TrainState":
+        """State at step 0 with ``optimizer.init(params)`` (and ``frozen`` carried along unchanged)."""
+        return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params), frozen=frozen)
 
 
 def make_train_step(
@@ -91,7 +96,9 @@ def make_train_step(
     """Builds ``step(state, batch) -> (new_state, metrics)``.
 
     Args:
-      loss_fn: ``loss_fn(params, batch, key) -> (scalar loss, {name: scalar})``.
+      loss_fn: ``loss_fn(params, batch, key) -> (scalar loss, {name: scalar})``; for a state with
+        ``frozen`` variables it is called ``loss_fn(params, batch, key, frozen)`` (gradients are
+        taken with respect to ``params`` only).
       optimizer: any Optax transform. A ``GradientTransformationExtraArgs`` (e.g. SAM, which needs
         a ``grad_fn``) receives ``**extra_args_fn(params, batch, key)``.
       key: base PRNG key (int seed, raw or typed); step ``t`` uses ``fold_in(key, t)``.
@@ -109,12 +116,13 @@ def make_train_step(
 
     def step(state: TrainState, batch: PyTree) -> tuple[TrainState, Metrics]:
         k = jax.random.fold_in(base_key, state.step)
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, k)
+        args = (batch, k) if state.frozen is None else (batch, k, state.frozen)
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, *args)
         extra = {} if extra_args_fn is None else dict(extra_args_fn(state.params, batch, k))
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params, **extra)
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss": loss, "grad_norm": global_norm(grads), **aux}
-        return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     if not jit:
         return step

@@ -7,7 +7,10 @@ reference model's view, either
 * precomputed: ``ref_chosen_logps`` and ``ref_rejected_logps`` (``(B,)``; see
   :func:`reference_logps`), as TRL's ``precompute_ref_log_probs`` does, or
 * a frozen copy of the reference parameters under ``ref_params``: the reference forward then runs
-  inside the same jitted step, under ``stop_gradient``.
+  inside the same jitted step, under ``stop_gradient``, or
+* nothing in the batch, with ``make_dpo_loss_fn(..., reference_fn=f)``: the reference parameters
+  are ``f(params)``. With LoRA adapters, ``f = nips23jax.qlora.lora.disable_adapters`` makes the
+  reference the frozen base with adapters off, sharing its buffers (no second copy of the model).
 
 Example::
 
@@ -69,6 +72,7 @@ def make_dpo_loss_fn(
     loss_weights: Sequence[float] | None = None,
     label_smoothing: float = 0.0,
     reference_free: bool = False,
+    reference_fn: Callable[[PyTree], PyTree] | None = None,
     pad_id: int = 0,
     ignore_index: int = -100,
 ) -> Callable[[PyTree, dict, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]:
@@ -78,6 +82,8 @@ def make_dpo_loss_fn(
       apply_fn: ``apply_fn(params, ids, mask) -> logits`` of the policy (and reference).
       beta, loss_type, loss_weights, label_smoothing, reference_free: as in :func:`~nips23jax.dpo.dpo_loss`.
         ``ipo`` and ``sigmoid_norm`` get the completion lengths (labels != ``ignore_index``).
+      reference_fn: derives the reference parameters from the policy's (under ``stop_gradient``),
+        e.g. ``lora.disable_adapters`` for a LoRA policy; the batch then needs no reference entries.
       pad_id: token used to right-pad chosen and rejected to a common length.
 
     Returns:
@@ -85,6 +91,10 @@ def make_dpo_loss_fn(
       ``rewards/accuracies``, ``rewards/margins`` (as TRL logs them), ``logps/chosen``,
       ``logps/rejected``.
     """
+    if reference_fn is not None and reference_free:
+        raise ValueError("make_dpo_loss_fn: reference_fn and reference_free=True exclude each other")
+    if reference_fn is not None and not callable(reference_fn):
+        raise TypeError(f"make_dpo_loss_fn: reference_fn must be callable, got {type(reference_fn).__name__}")
     # Validate the options once, eagerly, with a dummy batch.
     one = jnp.zeros((1,))
     dpo_loss(one, one, one, one, beta=beta, loss_type=loss_type, loss_weights=loss_weights,
@@ -96,6 +106,9 @@ def make_dpo_loss_fn(
         pc, pr = concatenated_logps(apply_fn, params, *_pair(batch), pad_id=pad_id, ignore_index=ignore_index)
         if reference_free:
             rc, rr = jnp.zeros_like(pc), jnp.zeros_like(pr)
+        elif reference_fn is not None:
+            ref = reference_logps(apply_fn, reference_fn(params), batch, pad_id=pad_id)
+            rc, rr = ref["ref_chosen_logps"], ref["ref_rejected_logps"]
         elif "ref_chosen_logps" in batch:
             rc, rr = batch["ref_chosen_logps"], batch["ref_rejected_logps"]
         elif "ref_params" in batch:

@@ -148,19 +148,22 @@ class LMApply:
     """Hashable ``(params, tokens, mask) -> logits`` wrapper of a Flax LM, for :func:`generate`.
 
     Two wrappers of equal modules hash equal, so repeated ``generate`` calls reuse one compile.
+    With ``variables=True`` the first argument is the whole variables dict (e.g. ``{"params": ...,
+    "quant": ...}`` of a QLoRA model) instead of the ``"params"`` collection alone.
     """
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, *, variables: bool = False):
         self.model = model
+        self.variables = variables
 
     def __call__(self, params: PyTree, tokens: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-        return self.model.apply({"params": params}, tokens, mask=mask)
+        return self.model.apply(params if self.variables else {"params": params}, tokens, mask=mask)
 
     def __hash__(self) -> int:
-        return hash(self.model)
+        return hash((self.model, self.variables))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, LMApply) and other.model == self.model
+        return isinstance(other, LMApply) and other.model == self.model and other.variables == self.variables
 
 
 def masked_lm_loss(

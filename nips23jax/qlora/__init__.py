@@ -1,4 +1,5 @@
-"""QLoRA building blocks: 4-bit storage (NF4 bit-compatible with bitsandbytes, FP4, Int4) with double quantization."""
+"""QLoRA building blocks: 4-bit storage (NF4 bit-compatible with bitsandbytes, FP4, Int4) with double
+quantization, fused dequantizing matmul, LoRA by parameter partitioning, host-offloaded optimizer state."""
 
 from nips23jax.qlora.nf4 import FP4_CODE as FP4_CODE
 from nips23jax.qlora.nf4 import INT4_CODE as INT4_CODE
@@ -17,3 +18,29 @@ from nips23jax.qlora.nf4 import quantize_fp4 as quantize_fp4
 from nips23jax.qlora.nf4 import quantize_int4 as quantize_int4
 from nips23jax.qlora.nf4 import quantize_nf4 as quantize_nf4
 from nips23jax.qlora.nf4 import to_bitsandbytes as to_bitsandbytes
+from nips23jax.qlora.lora import DEFAULT_TARGETS as DEFAULT_TARGETS
+from nips23jax.qlora.lora import LoRAConfig as LoRAConfig
+from nips23jax.qlora.lora import LoRADense as LoRADense
+from nips23jax.qlora.lora import MergeReport as MergeReport
+from nips23jax.qlora.lora import QLoRADense as QLoRADense
+from nips23jax.qlora.lora import add_adapters as add_adapters
+from nips23jax.qlora.lora import adapter_mask as adapter_mask
+from nips23jax.qlora.lora import adapter_params as adapter_params
+from nips23jax.qlora.lora import count_params as count_params
+from nips23jax.qlora.lora import disable_adapters as disable_adapters
+from nips23jax.qlora.lora import load_adapters as load_adapters
+from nips23jax.qlora.lora import lora_dense as lora_dense
+from nips23jax.qlora.lora import lora_optimizer as lora_optimizer
+from nips23jax.qlora.lora import merge as merge
+from nips23jax.qlora.lora import merge_into_nf4 as merge_into_nf4
+from nips23jax.qlora.lora import qlora_dense as qlora_dense
+from nips23jax.qlora.lora import quantize_base as quantize_base
+from nips23jax.qlora.lora import save_adapters as save_adapters
+from nips23jax.qlora.lora import target_paths as target_paths
+from nips23jax.qlora.lora import unmerge as unmerge
+from nips23jax.qlora.matmul import NF4Dense as NF4Dense
+from nips23jax.qlora.matmul import nf4_matmul as nf4_matmul
+from nips23jax.qlora.paged_optimizer import HostOffloadUnavailableWarning as HostOffloadUnavailableWarning
+from nips23jax.qlora.paged_optimizer import optimizer_state_bytes as optimizer_state_bytes
+from nips23jax.qlora.paged_optimizer import paged as paged
+from nips23jax.qlora.paged_optimizer import paged_adamw as paged_adamw

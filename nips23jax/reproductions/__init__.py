@@ -6,5 +6,6 @@ notebook to ``colab/``, and import the module here.
 """
 
 from nips23jax.reproductions import dpo as dpo
+from nips23jax.reproductions import qlora as qlora
 from nips23jax.reproductions import sharpness as sharpness
 from nips23jax.reproductions import tiny_lm as tiny_lm

@@ -195,3 +195,28 @@ def test_global_norm_matches_numpy_and_accumulates_in_float32_or_wider():
     assert global_norm({"x": jnp.ones(4, jnp.bfloat16)}).dtype == jnp.float32
     with jax.enable_x64(True):
         assert global_norm({"x": jnp.ones(4, jnp.float64)}).dtype == jnp.float64
+
+
+def test_frozen_variables_reach_the_loss_get_no_update_and_checkpoint(tmp_path):
+    """A state's ``frozen`` tree (here an NF4 weight, uint8 codes that jax.grad would reject) is passed
+    to the loss, never differentiated or updated, and saved and restored with the state."""
+    from nips23jax.qlora import dequantize_4bit, quantize_4bit
+
+    _, _, batch_fn = _linear_problem()
+    frozen = {"w_q": quantize_4bit(jnp.arange(1.0, 5.0).reshape(4, 1) * jnp.ones((1, 64)))}
+
+    def loss_fn(params, batch, key, frozen):
+        w = dequantize_4bit(frozen["w_q"])[:, 0] + params["delta"]
+        return jnp.mean((batch["x"] @ w - batch["y"]) ** 2), {}
+
+    opt = optax.sgd(0.05)
+    copy = lambda t: jax.tree.map(lambda x: jnp.array(x, copy=True), t)  # noqa: E731 - the step donates
+    state = TrainState.create({"delta": jnp.zeros(4)}, opt, copy(frozen))
+    step = make_train_step(loss_fn, opt)
+    kw = dict(num_steps=20, workdir=tmp_path, checkpoint_every=10, progress=False)
+    out = fit(state, step, batch_fn, **kw)
+    np.testing.assert_allclose(out.state.params["delta"], 0.0, atol=1e-2)  # NF4 holds 1..4 almost exactly
+    jax.tree.map(np.testing.assert_array_equal, out.state.frozen, frozen)
+    again = fit(TrainState.create({"delta": jnp.zeros(4)}, opt, copy(frozen)), step, batch_fn, **kw)
+    assert again.resumed_from == 20 and again.state.frozen["w_q"].packed.dtype == jnp.uint8
+    jax.tree.map(np.testing.assert_array_equal, again.state.frozen, frozen)

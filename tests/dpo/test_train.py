@@ -112,3 +112,34 @@ def test_missing_batch_keys(lm):
         loss_fn(params, {k: v for k, v in _pairs().items() if k != "rejected_labels"}, None)
     with pytest.raises(ValueError, match="unknown loss_type"):
         make_dpo_loss_fn(LMApply(model), loss_type="kto")
+
+
+def test_lora_policy_with_adapters_off_reference(lm):
+    """DPO with a LoRA policy whose reference is the same model with adapters off (no copy): equals DPO
+    against the base model's precomputed log-probs, and training moves only the adapters."""
+    from nips23jax.qlora import lora
+
+    model, base = lm
+    cfg = lora.LoRAConfig(rank=2, alpha=4)
+    lmodel = TransformerLM(model.config, dense=lora.lora_dense(cfg))
+    params = lora.add_adapters(jax.random.key(1), base, cfg)
+    params = jax.tree_util.tree_map_with_path(
+        lambda p, x: 0.05 * jnp.ones_like(x) if str(p[-1].key) == "lora_b" else x, params)
+    loss_fn = make_dpo_loss_fn(LMApply(lmodel), beta=0.5, reference_fn=lora.disable_adapters)
+    loss, _ = loss_fn(params, _pairs(), None)
+    want, _ = make_dpo_loss_fn(LMApply(lmodel), beta=0.5)(params, {**_pairs(), **reference_logps(LMApply(model), base, _pairs())}, None)
+    np.testing.assert_allclose(loss, want, rtol=1e-5)
+    assert abs(float(loss) - np.log(2)) > 1e-3  # the adapters moved the policy off the reference
+
+    opt = lora.lora_optimizer(optax.adam(1e-2), params)
+    step = make_train_step(make_dpo_loss_fn(LMApply(lmodel), beta=0.1, reference_fn=lora.disable_adapters), opt)
+    state = TrainState.create(lora.add_adapters(jax.random.key(1), frozen_reference(base), cfg), opt)  # donated
+    batch = _pairs(8, seed=1)
+    losses = []
+    for _ in range(10):
+        state, metrics = step(state, batch)
+        losses.append(float(metrics["loss"]))
+    assert losses[0] == pytest.approx(np.log(2), abs=1e-5) and losses[-1] < losses[0] - 0.05
+    np.testing.assert_array_equal(state.params["block_0"]["mlp"]["fc1"]["kernel"], base["block_0"]["mlp"]["fc1"]["kernel"])
+    with pytest.raises(ValueError, match="exclude each other"):
+        make_dpo_loss_fn(LMApply(lmodel), reference_fn=lora.disable_adapters, reference_free=True)

@@ -111,3 +111,13 @@ def test_lm_apply_hash_reuses_compilation(lm):
     )
     with pytest.raises(ValueError, match="top_k"):
         generate(LMApply(model), lm[1], jnp.array([[1]]), jax.random.key(0), max_new_tokens=1, top_k=0)
+
+
+def test_lm_apply_with_whole_variables_dicts():
+    cfg = TransformerConfig(vocab_size=10, d_model=16, num_heads=2, num_layers=1, max_len=6)
+    model = TransformerLM(cfg)
+    params = model.init(jax.random.key(0), jnp.zeros((1, 6), jnp.int32))["params"]
+    tokens = jnp.array([[1, 2, 3, 4, 5, 6]])
+    np.testing.assert_array_equal(LMApply(model, variables=True)({"params": params}, tokens),
+                                  LMApply(model)(params, tokens))
+    assert LMApply(model) != LMApply(model, variables=True) and LMApply(model, variables=True) == LMApply(model, variables=True)
