@@ -12,6 +12,11 @@ reference model's view, either
   are ``f(params)``. With LoRA adapters, ``f = nips23jax.qlora.lora.disable_adapters`` makes the
   reference the frozen base with adapters off, sharing its buffers (no second copy of the model).
 
+QLoRA: keep the 4-bit base in ``TrainState.frozen`` as a dict of variable collections
+(``{"quant": quant}``); the shared step passes it to the loss, which applies the model to
+``{"params": params, **frozen}``, so ``apply_fn`` must take whole variables dicts
+(``LMApply(model, variables=True)``).
+
 Example::
 
     loss_fn = make_dpo_loss_fn(LMApply(model), beta=0.1)
@@ -87,7 +92,7 @@ def make_dpo_loss_fn(
       pad_id: token used to right-pad chosen and rejected to a common length.
 
     Returns:
-      The loss function. Metrics: ``rewards/chosen``, ``rewards/rejected``,
+      The loss function ``loss_fn(params, batch, key, frozen=None)``. Metrics: ``rewards/chosen``, ``rewards/rejected``,
       ``rewards/accuracies``, ``rewards/margins`` (as TRL logs them), ``logps/chosen``,
       ``logps/rejected``.
     """
@@ -100,14 +105,18 @@ def make_dpo_loss_fn(
     dpo_loss(one, one, one, one, beta=beta, loss_type=loss_type, loss_weights=loss_weights,
              label_smoothing=label_smoothing, chosen_lengths=one + 1, rejected_lengths=one + 1)
 
-    def loss_fn(params, batch, key):
+    def loss_fn(params, batch, key, frozen=None):
         del key
+        if frozen is not None and not isinstance(frozen, dict):
+            raise TypeError(f"DPO loss: frozen must be a dict of variable collections, got {type(frozen).__name__}")
+        with_frozen = (lambda p: p) if frozen is None else (lambda p: {"params": p, **frozen})  # noqa: E731
         chosen_ids, chosen_labels, rejected_ids, rejected_labels = _pair(batch)
-        pc, pr = concatenated_logps(apply_fn, params, *_pair(batch), pad_id=pad_id, ignore_index=ignore_index)
+        pc, pr = concatenated_logps(apply_fn, with_frozen(params), *_pair(batch), pad_id=pad_id,
+                                    ignore_index=ignore_index)
         if reference_free:
             rc, rr = jnp.zeros_like(pc), jnp.zeros_like(pr)
         elif reference_fn is not None:
-            ref = reference_logps(apply_fn, reference_fn(params), batch, pad_id=pad_id)
+            ref = reference_logps(apply_fn, with_frozen(reference_fn(params)), batch, pad_id=pad_id)
             rc, rr = ref["ref_chosen_logps"], ref["ref_rejected_logps"]
         elif "ref_chosen_logps" in batch:
             rc, rr = batch["ref_chosen_logps"], batch["ref_rejected_logps"]

@@ -329,14 +329,19 @@ def disable_adapters(params: PyTree) -> PyTree:
         treedef, [jnp.zeros_like(x) if _path_str(p).endswith("lora_b") else x for p, x in flat])
 
 
-def count_params(params: PyTree) -> dict[str, int]:
-    """``{"adapter": n, "frozen": m, "total": n + m}`` counting elements of float leaves; an
-    NF4Tensor counts its logical size as frozen."""
+def count_params(params: PyTree, quant: PyTree = None) -> dict[str, int]:
+    """``{"adapter": n, "frozen": m, "total": n + m}``: elements of the ``lora_a`` / ``lora_b`` leaves
+    vs every other leaf of ``params``, plus the logical size of each NF4Tensor in ``quant`` (QLoRA's
+    4-bit base, frozen)."""
     mask = adapter_mask(params)
     counts = {"adapter": 0, "frozen": 0}
-    for x, m in zip(jax.tree.leaves(params, is_leaf=lambda x: isinstance(x, NF4Tensor)), jax.tree.leaves(mask)):
-        n = x.size if isinstance(x, NF4Tensor) else int(np.prod(x.shape))
-        counts["adapter" if m else "frozen"] += n
+    for x, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask)):
+        counts["adapter" if m else "frozen"] += int(np.prod(x.shape))
+    if quant is not None:
+        for q in jax.tree.leaves(quant, is_leaf=lambda x: isinstance(x, NF4Tensor)):
+            if not isinstance(q, NF4Tensor):
+                raise TypeError(f"quant: expected a tree of NF4Tensors, found a {type(q).__name__}")
+            counts["frozen"] += q.size
     counts["total"] = counts["adapter"] + counts["frozen"]
     return counts
 

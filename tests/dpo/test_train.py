@@ -143,3 +143,26 @@ def test_lora_policy_with_adapters_off_reference(lm):
     np.testing.assert_array_equal(state.params["block_0"]["mlp"]["fc1"]["kernel"], base["block_0"]["mlp"]["fc1"]["kernel"])
     with pytest.raises(ValueError, match="exclude each other"):
         make_dpo_loss_fn(LMApply(lmodel), reference_fn=lora.disable_adapters, reference_free=True)
+
+
+def test_qlora_policy_dpo_step_with_the_base_in_frozen(lm):
+    """QLoRA: the 4-bit base lives in TrainState.frozen ({"quant": ...}); the reference is the same
+    base with adapters off. Step 1 starts at policy == reference (loss log 2); the base never moves."""
+    from nips23jax.qlora import lora
+
+    model, base = lm
+    cfg = lora.LoRAConfig(rank=2, alpha=4)
+    qmodel = TransformerLM(model.config, dense=lora.qlora_dense(cfg))
+    params, quant = lora.quantize_base(lora.add_adapters(jax.random.key(1), frozen_reference(base), cfg), cfg)
+    opt = lora.lora_optimizer(optax.adam(1e-2), params)
+    loss_fn = make_dpo_loss_fn(LMApply(qmodel, variables=True), beta=0.1, reference_fn=lora.disable_adapters)
+    step = make_train_step(loss_fn, opt)
+    state = TrainState.create(params, opt, {"quant": frozen_reference(quant)})
+    losses = []
+    for _ in range(6):
+        state, metrics = step(state, _pairs(8, seed=1))
+        losses.append(float(metrics["loss"]))
+    assert losses[0] == pytest.approx(np.log(2), abs=1e-5) and losses[-1] < losses[0]
+    jax.tree.map(np.testing.assert_array_equal, state.frozen["quant"], quant)
+    with pytest.raises(TypeError, match="frozen must be a dict"):
+        loss_fn(params, _pairs(), None, quant["block_0"]["mlp"]["fc1"]["kernel"])
