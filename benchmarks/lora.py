@@ -5,8 +5,8 @@ every call) of the shared ``TransformerLM`` on one batch, side by side in one ru
 
 * ``full fine-tune`` (baseline): every parameter trained;
 * ``LoRA``: adapters of rank ``--rank`` on every Dense kernel but the head
-  (``lora.add_adapters`` + ``lora.lora_optimizer``); the base is frozen, its gradients are dead
-  code under ``jit``;
+  (``lora.add_adapters`` + ``lora.lora_optimizer``, ``make_train_step(...,
+  trainable=lora.adapter_mask(params))``): the base is frozen and not differentiated;
 * ``QLoRA``: the same adapters over an NF4 + double-quantization base (``lora.quantize_base``, the
   4-bit kernels in ``TrainState.frozen``, ``nf4_matmul`` inside the layers).
 
@@ -86,7 +86,8 @@ def main(argv=None):
     states, steps, info = {}, {}, {}
     for name, (model, params, frozen, opt) in setups.items():
         states[name] = TrainState.create(copy(params), opt, None if frozen is None else copy(frozen))
-        steps[name] = make_train_step(loss_for(model), opt, key=args.seed)
+        trainable = None if name == FULL else lora.adapter_mask(params)  # differentiate the adapters alone
+        steps[name] = make_train_step(loss_for(model), opt, key=args.seed, trainable=trainable)
         counts = lora.count_params(params) if name != FULL else {"adapter": 0}
         info[name] = {
             "opt_bytes": sum(optimizer_state_bytes(states[name].opt_state).values()),

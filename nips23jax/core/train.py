@@ -90,6 +90,7 @@ def make_train_step(
     extra_args_fn: Callable[[PyTree, PyTree, jax.Array], Mapping[str, Any]] | None = None,
     state_shardings: PyTree | None = None,
     batch_shardings: PyTree | None = None,
+    trainable: PyTree | None = None,
     donate: bool = True,
     jit: bool = True,
 ) -> Callable[[TrainState, PyTree], tuple[TrainState, Metrics]]:
@@ -106,6 +107,10 @@ def make_train_step(
       state_shardings: ``NamedSharding`` pytree (or prefix) for the state; with
         ``batch_shardings`` it pins the jit's in/out shardings (data x fsdp training).
       batch_shardings: sharding (pytree prefix) for the batch.
+      trainable: optional pytree of bools with the structure of ``params`` (e.g. LoRA's
+        ``adapter_mask``): gradients are taken with respect to the True leaves only (the others get
+        zero gradients and should get zero updates, e.g. from ``optax.set_to_zero``), and
+        ``grad_norm`` covers the True leaves. Saves the backward pass of frozen weights.
       donate: donate the incoming state's buffers (in-place update).
       jit: set False to get the pure Python function (for composing inside your own jit).
 
@@ -117,11 +122,27 @@ def make_train_step(
     def step(state: TrainState, batch: PyTree) -> tuple[TrainState, Metrics]:
         k = jax.random.fold_in(base_key, state.step)
         args = (batch, k) if state.frozen is None else (batch, k, state.frozen)
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, *args)
+        if trainable is None:
+            (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, *args)
+            grad_norm = global_norm(grads)
+        else:
+            leaves, treedef = jax.tree.flatten(state.params)
+            mask = _trainable_flags(trainable, treedef)
+
+            def loss_of_trainable(train_leaves):
+                it = iter(train_leaves)
+                merged = [next(it) if m else x for x, m in zip(leaves, mask)]
+                return loss_fn(jax.tree.unflatten(treedef, merged), *args)
+
+            (loss, aux), train_grads = jax.value_and_grad(loss_of_trainable, has_aux=True)(
+                [x for x, m in zip(leaves, mask) if m])
+            it = iter(train_grads)
+            grads = jax.tree.unflatten(treedef, [next(it) if m else jnp.zeros_like(x) for x, m in zip(leaves, mask)])
+            grad_norm = global_norm(train_grads)
         extra = {} if extra_args_fn is None else dict(extra_args_fn(state.params, batch, k))
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params, **extra)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": loss, "grad_norm": global_norm(grads), **aux}
+        metrics = {"loss": loss, "grad_norm": grad_norm, **aux}
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     if not jit:
@@ -129,6 +150,17 @@ def make_train_step(
     in_sh = None if state_shardings is None else (state_shardings, batch_shardings)
     out_sh = None if state_shardings is None else (state_shardings, None)
     return sharded_jit(step, in_shardings=in_sh, out_shardings=out_sh, donate_argnums=(0,) if donate else ())
+
+
+def _trainable_flags(trainable: PyTree, treedef) -> list[bool]:
+    try:
+        flags = treedef.flatten_up_to(trainable)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"trainable: must be a pytree of bools with the structure of params ({e})") from None
+    flags = [bool(f) for f in flags]
+    if not any(flags):
+        raise ValueError("trainable: no leaf is True; nothing would be trained")
+    return flags
 
 
 def global_norm(tree: PyTree) -> jax.Array:

@@ -19,8 +19,8 @@ Two ways in:
   :func:`quantize_base` moves the targeted kernels into an NF4 ``"quant"`` tree.
 
 Training only the adapters: :func:`lora_optimizer` (``optax.partition`` with ``set_to_zero`` on
-everything else, so frozen leaves carry no optimizer state and, under ``jit``, their gradients are
-never computed). :func:`merge` folds adapters into dense kernels, :func:`unmerge` takes them out
+everything else, so frozen leaves carry no optimizer state), and ``make_train_step(...,
+trainable=adapter_mask(params))`` so that only the adapters are differentiated. :func:`merge` folds adapters into dense kernels, :func:`unmerge` takes them out
 again, :func:`merge_into_nf4` folds them into an NF4 base and reports the rounding error.
 :func:`save_adapters` / :func:`load_adapters` checkpoint the adapters alone (orbax).
 """
@@ -136,7 +136,8 @@ def _adapter_delta(x: jax.Array, module: nn.Module, config: LoRAConfig, in_featu
     if config.dropout > 0 and module.has_rng("dropout"):
         keep = jax.random.bernoulli(module.make_rng("dropout"), 1.0 - config.dropout, x.shape)
         x = jnp.where(keep, x / (1.0 - config.dropout), 0).astype(x.dtype)
-    return (x @ a.astype(dtype)) @ b.astype(dtype) * jnp.asarray(config.scaling, dtype)
+    # the scaling goes on B (r x out), not on the (tokens x out) product
+    return (x @ a.astype(dtype)) @ (b.astype(dtype) * jnp.asarray(config.scaling, dtype))
 
 
 class LoRADense(nn.Module):
@@ -351,7 +352,9 @@ def lora_optimizer(optimizer: optax.GradientTransformation, params: PyTree, *,
     """Trains the adapters (and leaves whose path matches ``also_train``) with ``optimizer``; every
     other leaf gets zero updates and no optimizer state (``optax.partition`` + ``set_to_zero``).
 
-    Under ``jit`` the gradients of frozen leaves are dead code and XLA drops them.
+    Gradients of the frozen leaves are still computed if anything reads them (the shared step's
+    ``grad_norm`` does): pass ``trainable=adapter_mask(params)`` to ``core.make_train_step`` to
+    differentiate the adapters alone.
 
     Args:
       optimizer: any optax transform, e.g. ``optax.adamw(2e-4)``.

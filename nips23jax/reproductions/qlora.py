@@ -131,13 +131,19 @@ def _evaluate(model, variables, task, batch, *, whole_sequence=False) -> dict[st
     return {"loss": loss, "perplexity": float(np.exp(loss)), "exact_match": float(exact_match(pred, batch["answer"]).mean())}
 
 
+def _has_adapters(params) -> bool:
+    return any(bool(m) for m in jax.tree.leaves(lora.adapter_mask(params)))
+
+
 def _train(config, run_cfg, model, params, frozen, optimizer, task, heldout, workdir, progress, desc,
            whole_sequence=False):
     mesh = make_mesh({"data": -1})
     state = TrainState.create(params, optimizer, frozen)
     shardings = param_shardings(state, mesh)
     state = jax.device_put(state, shardings)
-    step = make_train_step(_loss_fn(model), optimizer, state_shardings=shardings, batch_shardings=batch_sharding(mesh))
+    trainable = None if frozen is None and not _has_adapters(params) else lora.adapter_mask(params)
+    step = make_train_step(_loss_fn(model), optimizer, state_shardings=shardings, batch_shardings=batch_sharding(mesh),
+                           trainable=trainable)
 
     def batch_fn(t):
         b = task.batch(seed=config.seed + run_cfg.seed_offset, step=t, batch_size=run_cfg.batch_size)

@@ -220,3 +220,23 @@ def test_frozen_variables_reach_the_loss_get_no_update_and_checkpoint(tmp_path):
     again = fit(TrainState.create({"delta": jnp.zeros(4)}, opt, copy(frozen)), step, batch_fn, **kw)
     assert again.resumed_from == 20 and again.state.frozen["w_q"].packed.dtype == jnp.uint8
     jax.tree.map(np.testing.assert_array_equal, again.state.frozen, frozen)
+
+
+def test_trainable_mask_differentiates_only_the_selected_leaves():
+    params, loss_fn, batch_fn = _linear_problem()
+    opt = optax.partition({"t": optax.sgd(0.1), "f": optax.set_to_zero()}, {"w": "t", "b": "f"})
+    params = {"w": jnp.zeros(4), "b": jnp.ones(())}
+    masked = make_train_step(loss_fn, opt, trainable={"w": True, "b": False}, donate=False)
+    plain = make_train_step(loss_fn, opt, donate=False)
+    s = TrainState.create(params, opt)
+    a, ma = masked(s, batch_fn(0))
+    b, mb = plain(s, batch_fn(0))
+    np.testing.assert_allclose(a.params["w"], b.params["w"], rtol=1e-6)
+    assert float(a.params["b"]) == 1.0
+    g = jax.grad(lambda p: loss_fn(p, batch_fn(0), None)[0])(params)
+    np.testing.assert_allclose(ma["grad_norm"], jnp.linalg.norm(g["w"]), rtol=1e-6)  # the trained leaves only
+    np.testing.assert_allclose(mb["grad_norm"], jnp.sqrt(jnp.sum(g["w"] ** 2) + g["b"] ** 2), rtol=1e-6)
+    with pytest.raises(ValueError, match="trainable: no leaf is True"):
+        make_train_step(loss_fn, opt, trainable={"w": False, "b": False})(s, batch_fn(0))
+    with pytest.raises(ValueError, match="structure of params"):
+        make_train_step(loss_fn, opt, trainable={"w": True})(s, batch_fn(0))
