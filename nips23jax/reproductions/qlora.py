@@ -265,6 +265,9 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
 
     # -- c) fine-tuning on the new task: full vs (Q)LoRA, same steps and data
     fc = config.finetune
+    unknown = sorted(set(fc.methods) - {"full", "lora", "qlora"})
+    if unknown:
+        raise ValueError(f"finetune.methods: unknown {unknown}; choose from ('full', 'lora', 'qlora')")
     runs, finals = {}, {}
     for method in fc.methods:
         start = jax.tree.map(lambda x: jnp.array(x, copy=True), pretrained)  # the train step donates
@@ -326,7 +329,11 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
             f"linear layers ({100 * memory['65B']['adapter_fraction']:.2f}% of params)",
         ),
     ]
-    if "qlora" in finals and "full" in finals:
+    missing = [m for m in ("full", "qlora") if m not in finals]
+    if missing:
+        for key in ("matches_full", "trainable_fraction"):
+            findings.append(reproduce.Finding(key, "not run", False, f"finetune.methods lacks {missing}"))
+    else:
         q, f = finals["qlora"], finals["full"]
         findings.append(reproduce.Finding(
             "matches_full",
