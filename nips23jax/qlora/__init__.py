@@ -27,6 +27,7 @@ from nips23jax.qlora.lora import add_adapters as add_adapters
 from nips23jax.qlora.lora import adapter_mask as adapter_mask
 from nips23jax.qlora.lora import adapter_params as adapter_params
 from nips23jax.qlora.lora import count_params as count_params
+from nips23jax.qlora.lora import dequantize_base as dequantize_base
 from nips23jax.qlora.lora import disable_adapters as disable_adapters
 from nips23jax.qlora.lora import load_adapters as load_adapters
 from nips23jax.qlora.lora import lora_dense as lora_dense

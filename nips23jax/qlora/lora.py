@@ -55,6 +55,7 @@ __all__ = [
     "adapter_mask",
     "adapter_params",
     "count_params",
+    "dequantize_base",
     "disable_adapters",
     "load_adapters",
     "lora_dense",
@@ -302,6 +303,21 @@ def quantize_base(
             node = node[k]
         del node[parts[-1]]
     return rest, quant
+
+
+def dequantize_base(params: PyTree, quant: PyTree) -> dict:
+    """Inverse of :func:`quantize_base`: puts each NF4 kernel of ``quant``, dequantized to its
+    original dtype, back into ``params`` at its path (a plain nested dict for an ``nn.Dense`` /
+    :class:`LoRADense` model: e.g. to evaluate what the 4-bit base computes)."""
+    out = _to_dict(params)
+    flat = jax.tree_util.tree_flatten_with_path(quant, is_leaf=lambda x: isinstance(x, NF4Tensor))[0]
+    if not flat:
+        raise ValueError("quant: no NF4 kernels found")
+    for p, q in flat:
+        if not isinstance(q, NF4Tensor):
+            raise TypeError(f"quant: expected NF4Tensors, found a {type(q).__name__} at {_path_str(p)}")
+        _nested_set(out, tuple(_path_str(p).split("/")), dequantize_4bit(q))
+    return out
 
 
 def adapter_mask(params: PyTree) -> PyTree:

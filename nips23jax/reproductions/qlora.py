@@ -181,17 +181,19 @@ def datatype_errors(w: jax.Array, block_size: int) -> dict[str, float]:
 
 
 def _quantized_model_params(params, lcfg, qt, dq, block_size):
-    """The pretrained params with every targeted kernel replaced by its 4-bit round trip."""
-    out = lora._to_dict(params)
-    leaves = {lora._path_str(p): x for p, x in jax.tree_util.tree_flatten_with_path(out)[0]}
-    errs, norms = [], []
-    for path in lora.target_paths(out, lcfg.targets):
-        w = leaves[path]
-        wq = dequantize_4bit(quantize_4bit(w, qt, block_size, double_quant=dq), w.dtype)
-        errs.append(float(jnp.sum(jnp.square(wq - w))))
-        norms.append(float(jnp.sum(jnp.square(w))))
-        lora._nested_set(out, tuple(path.split("/")), wq)
-    return out, float(np.sqrt(sum(errs) / sum(norms)))
+    """``(params with every targeted kernel replaced by its 4-bit round trip, relative RMS error of
+    those kernels)``."""
+    rest, quant = lora.quantize_base(params, lcfg, quant_type=qt, block_size=block_size, double_quant=dq)
+    rounded = lora.dequantize_base(rest, quant)
+    err, norm = 0.0, 0.0
+    for path in lora.target_paths(params, lcfg.targets):
+        keys = path.split("/")
+        w, wq = params, rounded
+        for k in keys:
+            w, wq = w[k], wq[k]
+        err += float(jnp.sum(jnp.square(wq - w)))
+        norm += float(jnp.sum(jnp.square(w)))
+    return rounded, float(np.sqrt(err / norm))
 
 
 def llama_shapes() -> dict[str, dict[str, int]]:

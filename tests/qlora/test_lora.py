@@ -172,9 +172,9 @@ def test_qlora_model_equals_lora_on_the_dequantized_base_and_grads_reach_adapter
     model = TransformerLM(CFG, dense=lora.qlora_dense(cfg))
     out = model.apply(variables, TOKENS)
     # reference: the LoRA model whose dense kernels are the dequantized NF4 weights
-    dense = lora._to_dict(variables["params"])
-    for m in lora._adapted_modules(dense):
-        lora._get(dense, m)["kernel"] = dequantize_4bit(lora._get(variables["quant"], m)["kernel"])
+    dense = lora.dequantize_base(variables["params"], variables["quant"])
+    np.testing.assert_array_equal(dense["block_0"]["mlp"]["fc1"]["kernel"], dequantize_4bit(
+        variables["quant"]["block_0"]["mlp"]["fc1"]["kernel"]))
     ref = TransformerLM(CFG, dense=lora.lora_dense(cfg)).apply({"params": dense}, TOKENS)
     np.testing.assert_allclose(out, ref, atol=1e-4)
 
