@@ -220,6 +220,9 @@ def test_merge_into_nf4_reports_the_rounding_it_adds():
     assert float(jnp.abs(merged_out - before).mean()) < 0.5 * float(jnp.abs(base_out - before).mean())
 
 
+# orbax leaves one read coroutine unawaited when a restore is refused for a shape mismatch (the
+# error case below); the refusal is what is tested, the leftover coroutine is orbax's.
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
 def test_adapter_checkpoints_round_trip_exactly_and_nf4_checkpoints_packed(tmp_path):
     import orbax.checkpoint as ocp
 
