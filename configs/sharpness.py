@@ -2,7 +2,7 @@
 
 Run:
   nips23jax reproduce sharpness --quick   # a few minutes on 2 CPU cores
-  nips23jax reproduce sharpness           # the paper's epoch counts (about an hour on 2 CPU cores)
+  nips23jax reproduce sharpness           # the paper's epoch counts (8001 s on one core of a busy 2-core CPU)
 
 Data: x uniform on {±1}^30, y = x1·x2, 100 training points; two-layer ReLU networks of width 500,
 mean squared error; full-batch gradient descent with weight decay vs 1-SAM (SAM with a separate
@@ -17,7 +17,10 @@ the first-layer initialization scaled by 0.1, which the paper's setting needs he
 keeps rho and cuts training to <= 10^4 epochs by raising learning rates (no bias: 0.05, with a
 first-layer initialization scaled by 0.1; bias: 0.02; LayerNorm as the paper); measured with it
 on 2 CPU cores: no-bias 1-SAM test MSE ~0.2, bias 1-SAM memorizes (test MSE ~1.4) at tr(H) ~45
-vs ~72 for GD's generalizing solution (test MSE ~0.1), LayerNorm 1-SAM test MSE ~0.2.
+vs ~72 for GD's generalizing solution (test MSE ~0.1), LayerNorm 1-SAM test MSE ~0.2. Measured with
+the full config (2026-11-30): no-bias 1-SAM test MSE 0.083 (tr H 28.0; GD 0.085 at tr H 62.8); bias
+1-SAM train MSE 4e-5, test MSE 1.249 at tr H 22.4 vs GD's 0.087 at 71.2; LayerNorm 1-SAM test MSE
+0.158 (tr H 2.0).
 """
 
 import ml_collections
