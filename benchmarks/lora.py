@@ -29,7 +29,7 @@ import optax
 
 from nips23jax.core.benchmark import compare, format_table
 from nips23jax.core.train import TrainState, make_train_step
-from nips23jax.models.lm import masked_lm_loss
+from nips23jax.models.lm import lm_loss_fn
 from nips23jax.models.transformer import TransformerConfig, TransformerLM
 from nips23jax.qlora import lora
 from nips23jax.qlora.paged_optimizer import optimizer_state_bytes
@@ -67,27 +67,20 @@ def main(argv=None):
     base = jax.jit(TransformerLM(cfg).init)(jax.random.key(args.seed), tokens)["params"]
     copy = lambda t: jax.tree.map(lambda x: jnp.array(x, copy=True), t)  # noqa: E731 - the steps donate
 
-    def loss_for(model):
-        def loss_fn(params, b, key, frozen=None):
-            del key
-            variables = {"params": params} if frozen is None else {"params": params, "quant": frozen}
-            return masked_lm_loss(model.apply(variables, b["tokens"]), b["tokens"], b["loss_mask"])
-        return loss_fn
-
     adapted = lora.add_adapters(jax.random.key(args.seed + 1), base, lcfg)
     q_params, q_base = lora.quantize_base(adapted, lcfg)
     setups = {
         FULL: (TransformerLM(cfg), base, None, optax.adamw(args.lr)),
         LORA: (TransformerLM(cfg, dense=lora.lora_dense(lcfg)), adapted, None,
                lora.lora_optimizer(optax.adamw(args.lr), adapted)),
-        QLORA: (TransformerLM(cfg, dense=lora.qlora_dense(lcfg)), q_params, q_base,
+        QLORA: (TransformerLM(cfg, dense=lora.qlora_dense(lcfg)), q_params, {"quant": q_base},
                 lora.lora_optimizer(optax.adamw(args.lr), q_params)),
     }
     states, steps, info = {}, {}, {}
     for name, (model, params, frozen, opt) in setups.items():
         states[name] = TrainState.create(copy(params), opt, None if frozen is None else copy(frozen))
         trainable = None if name == FULL else lora.adapter_mask(params)  # differentiate the adapters alone
-        steps[name] = make_train_step(loss_for(model), opt, key=args.seed, trainable=trainable)
+        steps[name] = make_train_step(lm_loss_fn(model), opt, key=args.seed, trainable=trainable)
         counts = lora.count_params(params) if name != FULL else {"adapter": 0}
         info[name] = {
             "opt_bytes": sum(optimizer_state_bytes(states[name].opt_state).values()),

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 PyTree = Any
 
-__all__ = ["LMApply", "generate", "masked_lm_loss", "next_token_logps", "sequence_logps", "token_logps"]
+__all__ = ["LMApply", "generate", "lm_loss_fn", "masked_lm_loss", "next_token_logps", "sequence_logps", "token_logps"]
 
 
 def token_logps(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -184,3 +184,20 @@ def masked_lm_loss(
     n = jnp.maximum(target_mask.sum(), 1)
     correct = (jnp.argmax(logits[:, :-1], -1) == tokens[:, 1:]) & target_mask
     return -lp.sum() / n, {"token_accuracy": correct.sum() / n}
+
+
+
+def lm_loss_fn(model: Any) -> Callable[..., tuple[jax.Array, dict[str, jax.Array]]]:
+    """``loss_fn(params, batch, key, frozen=None)`` for ``core.make_train_step``: :func:`masked_lm_loss`
+    of ``model`` on ``batch["tokens"]`` / ``batch["loss_mask"]``.
+
+    ``frozen`` (the state's non-trained variables, e.g. QLoRA's ``{"quant": ...}``) is a dict of
+    variable collections applied beside ``params``: ``model.apply({"params": params, **frozen}, ...)``.
+    """
+
+    def loss_fn(params: PyTree, batch: dict, key: jax.Array, frozen: dict | None = None):
+        del key
+        variables = {"params": params, **(frozen or {})}
+        return masked_lm_loss(model.apply(variables, batch["tokens"]), batch["tokens"], batch["loss_mask"])
+
+    return loss_fn

@@ -22,7 +22,7 @@ from nips23jax.core import reproduce
 from nips23jax.core.config import config_fingerprint
 from nips23jax.core.train import TrainState, fit, make_train_step
 from nips23jax.dpo import frozen_reference, make_dpo_loss_fn, reference_logps, sequence_logps
-from nips23jax.models.lm import LMApply, generate, masked_lm_loss
+from nips23jax.models.lm import LMApply, generate, lm_loss_fn
 from nips23jax.models.transformer import TransformerConfig, TransformerLM
 
 NAME = "dpo"
@@ -112,11 +112,7 @@ def policy_stats(apply_fn, params, ref_params, world: World, prompts, key) -> di
 
 def _lm_fit(model, params, batches, num_steps, lr, workdir, fingerprint, progress, desc, callbacks=()):
     opt = optax.adam(lr)
-
-    def loss_fn(p, batch, key):
-        return masked_lm_loss(model.apply({"params": p}, batch["tokens"]), batch["tokens"], batch["loss_mask"])
-
-    return fit(TrainState.create(frozen_reference(params), opt), make_train_step(loss_fn, opt), batches,
+    return fit(TrainState.create(frozen_reference(params), opt), make_train_step(lm_loss_fn(model), opt), batches,
                num_steps=num_steps, workdir=workdir, checkpoint_every=max(num_steps // 2, 1), keep_checkpoints=1,
                fingerprint=fingerprint, log_every=max(num_steps // 20, 1), progress=progress, desc=desc,
                callbacks=callbacks)

@@ -33,7 +33,7 @@ from nips23jax.core.config import config_fingerprint
 from nips23jax.core.sharding import batch_sharding, make_mesh, param_shardings, shard_batch
 from nips23jax.core.train import TrainState, fit, make_train_step
 from nips23jax.data.arithmetic import ArithmeticTask, exact_match, predict_answers
-from nips23jax.models.lm import LMApply, masked_lm_loss
+from nips23jax.models.lm import LMApply, lm_loss_fn, masked_lm_loss
 from nips23jax.models.transformer import TransformerConfig, TransformerLM
 from nips23jax.qlora import lora
 from nips23jax.qlora.nf4 import bits_per_param, dequantize_4bit, quantize_4bit
@@ -99,15 +99,6 @@ def _model_config(config, task) -> TransformerConfig:
     )
 
 
-def _loss_fn(model):
-    def loss_fn(params, batch, key, frozen=None):
-        del key
-        variables = {"params": params} if frozen is None else {"params": params, "quant": frozen}
-        return masked_lm_loss(model.apply(variables, batch["tokens"]), batch["tokens"], batch["loss_mask"])
-
-    return loss_fn
-
-
 @partial(jax.jit, static_argnums=0)
 def _heldout_loss(apply_fn, variables, tokens, loss_mask):
     return masked_lm_loss(apply_fn(variables, tokens), tokens, loss_mask)[0]
@@ -142,7 +133,7 @@ def _train(config, run_cfg, model, params, frozen, optimizer, task, heldout, wor
     shardings = param_shardings(state, mesh)
     state = jax.device_put(state, shardings)
     trainable = None if frozen is None and not _has_adapters(params) else lora.adapter_mask(params)
-    step = make_train_step(_loss_fn(model), optimizer, state_shardings=shardings, batch_shardings=batch_sharding(mesh),
+    step = make_train_step(lm_loss_fn(model), optimizer, state_shardings=shardings, batch_shardings=batch_sharding(mesh),
                            trainable=trainable)
 
     def batch_fn(t):
@@ -151,7 +142,7 @@ def _train(config, run_cfg, model, params, frozen, optimizer, task, heldout, wor
         return shard_batch({"tokens": b["tokens"], "loss_mask": mask}, mesh)
 
     def variables(s):
-        return {"params": s.params} if s.frozen is None else {"params": s.params, "quant": s.frozen}
+        return {"params": s.params, **(s.frozen or {})}
 
     out = fit(
         state, step, batch_fn, num_steps=run_cfg.num_steps, workdir=workdir, checkpoint_every=run_cfg.num_steps,
@@ -281,8 +272,9 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
             frozen = None
             model = TransformerLM(mcfg, dense=lora.lora_dense(lcfg))
             if method == "qlora":
-                params, frozen = lora.quantize_base(params, lcfg, quant_type=fc.quant_type, block_size=bs,
-                                                    double_quant=fc.double_quant)
+                params, quant = lora.quantize_base(params, lcfg, quant_type=fc.quant_type, block_size=bs,
+                                                   double_quant=fc.double_quant)
+                frozen = {"quant": quant}
                 model = TransformerLM(mcfg, dense=lora.qlora_dense(lcfg, quant_type=fc.quant_type, block_size=bs,
                                                                    double_quant=fc.double_quant))
             opt = lora.lora_optimizer(optax.adamw(_schedule(fc.lr_lora, fc.num_steps, fc.warmup_steps),

@@ -3,7 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nips23jax.models.lm import LMApply, generate, masked_lm_loss, next_token_logps, sequence_logps, token_logps
+from nips23jax.models.lm import (
+    LMApply, generate, lm_loss_fn, masked_lm_loss, next_token_logps, sequence_logps, token_logps,
+)
 from nips23jax.models.transformer import TransformerConfig, TransformerLM
 
 
@@ -121,3 +123,14 @@ def test_lm_apply_with_whole_variables_dicts():
     np.testing.assert_array_equal(LMApply(model, variables=True)({"params": params}, tokens),
                                   LMApply(model)(params, tokens))
     assert LMApply(model) != LMApply(model, variables=True) and LMApply(model, variables=True) == LMApply(model, variables=True)
+
+
+def test_lm_loss_fn_is_masked_lm_loss_with_frozen_collections():
+    cfg = TransformerConfig(vocab_size=10, d_model=16, num_heads=2, num_layers=1, max_len=6)
+    model = TransformerLM(cfg)
+    params = model.init(jax.random.key(0), jnp.zeros((1, 6), jnp.int32))["params"]
+    batch = {"tokens": jnp.array([[1, 2, 3, 4, 5, 6]]), "loss_mask": jnp.array([[0, 0, 1, 1, 1, 1]], bool)}
+    want = masked_lm_loss(model.apply({"params": params}, batch["tokens"]), batch["tokens"], batch["loss_mask"])
+    got = lm_loss_fn(model)(params, batch, None)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(lm_loss_fn(model)(params, batch, None, {})[0], want[0])

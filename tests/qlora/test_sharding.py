@@ -11,7 +11,7 @@ from jax.sharding import PartitionSpec as P
 from nips23jax.core import sharding
 from nips23jax.core.train import TrainState, make_train_step
 from nips23jax.models import TransformerConfig, TransformerLM
-from nips23jax.models.lm import masked_lm_loss
+from nips23jax.models.lm import lm_loss_fn
 from nips23jax.qlora import lora, nf4_matmul, quantize_4bit
 
 
@@ -41,8 +41,7 @@ def test_sharded_qlora_train_step_equals_single_device():
     # SGD: Adam's m/sqrt(v) would magnify float reassociation in near-zero gradients
     opt = lora.lora_optimizer(optax.sgd(0.5), params)
 
-    def loss_fn(p, b, key, frozen):
-        return masked_lm_loss(model.apply({"params": p, "quant": frozen}, b["tokens"]), b["tokens"], b["loss_mask"])
+    loss_fn = lm_loss_fn(model)
 
     def run(state, step):
         for _ in range(2):
@@ -50,15 +49,15 @@ def test_sharded_qlora_train_step_equals_single_device():
         return state, metrics
 
     copy = lambda t: jax.tree.map(lambda x: jnp.array(x, copy=True), t)  # noqa: E731 - steps donate
-    ref_state, ref_metrics = run(TrainState.create(copy(params), opt, copy(quant)), make_train_step(loss_fn, opt))
+    ref_state, ref_metrics = run(TrainState.create(copy(params), opt, {"quant": copy(quant)}), make_train_step(loss_fn, opt))
 
     mesh = sharding.make_mesh({"data": 2, "fsdp": 4})
-    state = TrainState.create(copy(params), opt, copy(quant))
+    state = TrainState.create(copy(params), opt, {"quant": copy(quant)})
     shardings = sharding.param_shardings(state, mesh, fsdp_min_size=256)
-    fc1 = shardings.frozen["block_0"]["mlp"]["fc1"]["kernel"]
+    fc1 = shardings.frozen["quant"]["block_0"]["mlp"]["fc1"]["kernel"]
     assert fc1.packed.spec == P("fsdp")  # the 4-bit base is FSDP-sharded over its blocks
     step = make_train_step(loss_fn, opt, state_shardings=shardings, batch_shardings=sharding.batch_sharding(mesh))
     state, metrics = run(jax.device_put(state, shardings), step)
     np.testing.assert_allclose(metrics["loss"], ref_metrics["loss"], rtol=1e-5)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), state.params, ref_state.params)
-    jax.tree.map(np.testing.assert_array_equal, state.frozen, quant)  # the base never changes
+    jax.tree.map(np.testing.assert_array_equal, state.frozen["quant"], quant)  # the base never changes
