@@ -20,31 +20,17 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "colab").glob("*.ipynb"))
 PIP_FALLBACK = "nips23jax @ git+https://github.com/nips23jax/nips23jax"
 
-# Per-notebook overrides that keep the execution test short (the saved notebook runs the real
-# quick config). tiny-lm: compiling dominates, so a 1-layer model, 200 of the quick config's 1500
-# steps and small held-out sets run the notebook in about half a minute on 2 busy CPU cores. The
-# claims are not met that early; the reproduction's own tests check them at full length.
-FAST_OVERRIDES = {
-    "tiny_lm.ipynb": (
-        "model.num_layers=1 train.num_steps=200 train.eval_every=100 eval.num_examples=64 eval.num_test=64"
-    ),
-    # dpo: a one-layer model, few steps and small sample sizes.
-    "dpo.ipynb": (
-        "sft.num_steps=30 prefs.num_pairs=128 prefs.num_heldout=64 dpo.num_steps=10 dpo.betas=(0.1,1.0) "
-        "baselines.best_of_n=(1,2) baselines.preferred_ft_steps=(5,10) eval.num_prompts=32 model.num_layers=1"
-    ),
-    # qlora: a one-layer, narrow model and a few dozen steps per training run.
-    "qlora.ipynb": (
-        "model.num_layers=1 model.d_model=32 model.d_ff=64 pretrain.num_steps=40 pretrain.eval_every=20 "
-        "finetune.num_steps=20 finetune.eval_every=10 eval.num_examples=32 eval.num_test=32 quant.normal_shape=(64,64)"
-    ),
-    # sharpness: a narrow network and 200 epochs per run; the reproduction's own test and the quick
-    # config check the verdicts.
-    "sharpness.ipynb": " ".join(
-        ["width=32", "num_test=256", "num_evals=4", "hutchinson_samples=8"]
-        + [f"runs.{a}_{m}.epochs=200" for a in ("nobias", "bias", "layernorm") for m in ("gd", "sam")]
-    ),
-}
+# Per-notebook overrides that keep the execution test short (the saved notebook runs the real quick
+# config): tests/notebook_overrides/<notebook stem>.txt, one "key=value" per line, "#" comments.
+OVERRIDES_DIR = Path(__file__).resolve().parent / "notebook_overrides"
+
+
+def _fast_overrides(path: Path) -> str:
+    f = OVERRIDES_DIR / f"{path.stem}.txt"
+    if not f.is_file():
+        return ""
+    lines = (line.split("#", 1)[0].strip() for line in f.read_text().splitlines())
+    return " ".join(line for line in lines if line)
 
 
 def _code_cells(nb):
@@ -105,7 +91,7 @@ def _texts(nb) -> list[str]:
 def test_notebook_runs(path, tmp_path, monkeypatch):
     monkeypatch.delenv("XLA_FLAGS", raising=False)  # one device in the kernel, as a Colab CPU has
     monkeypatch.setenv("NIPS23JAX_QUICK", "1")
-    monkeypatch.setenv("NIPS23JAX_NOTEBOOK_OVERRIDES", FAST_OVERRIDES.get(path.name, ""))
+    monkeypatch.setenv("NIPS23JAX_NOTEBOOK_OVERRIDES", _fast_overrides(path))
     # A notebook rebuilds what its run compiled (to restore the trained state): a per-test
     # compilation cache saves the second compile.
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax_cache"))

@@ -1,0 +1,1 @@
+"""nips23jax.discrete (in progress)."""

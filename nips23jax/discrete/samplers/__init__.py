@@ -1,0 +1,1 @@
+"""DISCS samplers (in progress)."""

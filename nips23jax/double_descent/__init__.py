@@ -1,0 +1,1 @@
+"""nips23jax.double_descent (in progress)."""

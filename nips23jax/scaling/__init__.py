@@ -1,0 +1,1 @@
+"""nips23jax.scaling (in progress)."""

@@ -1,0 +1,1 @@
+"""nips23jax.shift (in progress)."""
