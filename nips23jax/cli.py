@@ -3,6 +3,13 @@
     nips23jax list
     nips23jax reproduce [NAME ...] [--quick | --full] [--config FILE] [--set KEY=VALUE ...] [--out DIR] [--fresh]
     nips23jax config NAME [--quick] [--set KEY=VALUE ...]
+    nips23jax launch --num-processes N [--devices-per-process K] [--heartbeat-timeout S] [--timeout S] -- COMMAND
+
+``launch`` runs COMMAND (a nips23jax command such as ``reproduce tiny-lm --quick``, or any program such
+as ``python train.py``) as N processes of one ``jax.distributed`` job on this machine. Every other
+command first joins a multi-process job when it runs in one (under ``launch``, ``srun``, ``mpirun`` or
+on a TPU pod slice; see ``nips23jax.core.distributed.initialize``); only process 0 prints and writes
+reports.
 
 Errors a user can fix (unknown name or key, bad value, unwritable directory, a checkpoint that
 cannot be resumed) print one line and exit with status 2; a failed claim exits 1 only with
@@ -50,6 +57,24 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--quick", action="store_true")
     c.add_argument("--config", help="a get_config() file to use instead of the built-in config")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    from nips23jax.core.distributed import DEFAULT_HEARTBEAT_TIMEOUT_S
+
+    lp = sub.add_parser(
+        "launch", help="run a command as N local processes of one jax.distributed job",
+        description="Runs COMMAND as N processes with a coordinator on 127.0.0.1, prefixes their output with "
+        "[i], and stops them all as soon as one fails. COMMAND is a nips23jax command (reproduce ...) or a "
+        "program (python train.py ...). Example: nips23jax launch -n 2 --devices-per-process 2 -- reproduce "
+        "tiny-lm --quick",
+    )
+    lp.add_argument("-n", "--num-processes", type=int, required=True, metavar="N", help="processes to start")
+    lp.add_argument("--devices-per-process", type=int, metavar="K",
+                    help="simulated CPU devices per process (sets JAX_PLATFORMS=cpu); default: inherit the environment")
+    lp.add_argument("--heartbeat-timeout", type=int, default=DEFAULT_HEARTBEAT_TIMEOUT_S, metavar="S",
+                    help=f"seconds after which a hung process is declared dead and the job stops (default {DEFAULT_HEARTBEAT_TIMEOUT_S})")
+    lp.add_argument("--timeout", type=float, metavar="S", help="wall-clock limit for the whole job (exit 124)")
+    lp.add_argument("--port", type=int, help="coordinator port on 127.0.0.1 (default: a free one)")
+    lp.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="what each process runs")
     return p
 
 
@@ -105,39 +130,109 @@ def _cmd_reproduce(args) -> int:
     configs = [_resolve_config(r, args) for r in repros]  # validate all before running any
     out_root = Path(args.out)
     _check_writable(out_root)
+    from nips23jax.core.distributed import is_main_process, main_print
+
+    main = is_main_process()  # in a multi-process job only process 0 prints and writes reports
     rows = []
     for repro, config in zip(repros, configs):
         outdir = out_root / repro.name
         _check_writable(outdir)
         workdir = outdir / "runs" / config_fingerprint(config)
-        if args.fresh and workdir.exists():
+        if args.fresh and workdir.exists() and main:
             shutil.rmtree(workdir)
+        _sync_processes(f"fresh:{repro.name}")
         _check_writable(workdir)
-        print(f"== {repro.name}: {repro.title}", flush=True)
+        main_print(f"== {repro.name}: {repro.title}", flush=True)
         t0 = time.perf_counter()
         result = repro.run(config, workdir, progress=not args.no_progress)
         elapsed = time.perf_counter() - t0
-        for fig in result.figures:  # figures next to the report
-            shutil.copy2(workdir / fig, outdir / fig)
         command = "nips23jax reproduce " + " ".join(
             [repro.name] + (["--quick"] if args.quick else []) + [f"--set {s}" for s in args.set]
             + ([f"--config {args.config}"] if args.config else [])
         )
-        report = reproduce.write_report(repro, result, config, outdir, command=command, elapsed_s=elapsed)
-        print(f"   report: {report}  ({elapsed:.0f} s)", flush=True)
+        if main:
+            for fig in result.figures:  # figures next to the report
+                shutil.copy2(workdir / fig, outdir / fig)
+            report = reproduce.write_report(repro, result, config, outdir, command=command, elapsed_s=elapsed)
+            print(f"   report: {report}  ({elapsed:.0f} s)", flush=True)
+        _sync_processes(f"report:{repro.name}")
         rows.append((repro, result))
-    print()
-    print(reproduce.summary_table(rows))
+    main_print()
+    main_print(reproduce.summary_table(rows))
     return 1 if args.strict and not all(r.passed for _, r in rows) else 0
+
+
+_COMMANDS = ("list", "reproduce", "config", "launch")
+
+
+def _sync_processes(name: str) -> None:
+    import jax
+
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def _cmd_launch(args) -> int:
+    from nips23jax.core import distributed
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise UsageError("launch needs a command after --, e.g. nips23jax launch -n 2 -- reproduce tiny-lm --quick")
+    if args.num_processes < 1:
+        raise UsageError(f"--num-processes must be >= 1, got {args.num_processes}")
+    if args.devices_per_process is not None and args.devices_per_process < 1:
+        raise UsageError(f"--devices-per-process must be >= 1, got {args.devices_per_process}")
+    if args.heartbeat_timeout < 1:
+        raise UsageError(f"--heartbeat-timeout must be >= 1, got {args.heartbeat_timeout}")
+    if cmd[0] == "launch" or cmd[:2] == ["nips23jax", "launch"]:
+        raise UsageError("launch cannot launch itself")
+    try:
+        result = distributed.launch(
+            distributed.command_for(cmd, _COMMANDS), args.num_processes, devices_per_process=args.devices_per_process,
+            port=args.port, heartbeat_timeout=args.heartbeat_timeout, timeout=args.timeout,
+        )
+    except FileNotFoundError as e:
+        raise UsageError(f"cannot run {cmd[0]!r}: {e.strerror}") from None
+    return result.returncode
+
+
+def _join_job() -> int | None:
+    """Joins the multi-process job this process belongs to (if any); an exit status on failure."""
+    from nips23jax.core import distributed
+
+    try:
+        distributed.initialize()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - jax.distributed's start-up errors are runtime errors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"nips23jax: error: could not join the multi-process job: {first}", file=sys.stderr)
+        return 1
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nips23jax`` console script."""
     args = _parser().parse_args(argv)
+    if args.command == "launch":  # the launcher itself imports no JAX
+        try:
+            return _cmd_launch(args)
+        except UsageError as e:
+            print(f"nips23jax: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("nips23jax: interrupted; stopped all processes", file=sys.stderr)
+            return 130
+    from nips23jax.core.checkpoint import CheckpointError  # importing JAX starts no backend
+    from nips23jax.core.config import ConfigError
+
     try:
+        failed = _join_job()  # first: before anything touches a device
+        if failed is not None:
+            return failed
         import nips23jax.reproductions  # noqa: F401 - registers the experiments
-        from nips23jax.core.checkpoint import CheckpointError
-        from nips23jax.core.config import ConfigError
 
         if args.command == "list":
             return _cmd_list()

@@ -81,3 +81,29 @@ def test_reproduce_writes_report_and_resumes(tmp_path):
                       cwd=tmp_path)
     assert fresh.returncode == 0
     assert json.loads((rep / "results.json").read_text())["metrics"]["resumed_from"] is None
+
+
+def test_launch_usage_errors_are_one_line():
+    for args, message in [
+        (["launch", "-n", "2"], "launch needs a command after --"),
+        (["launch", "-n", "0", "--", "list"], "--num-processes must be >= 1, got 0"),
+        (["launch", "-n", "2", "--", "launch", "-n", "2", "--", "list"], "launch cannot launch itself"),
+        (["launch", "-n", "2", "--", "no-such-program-xyz"], "cannot run 'no-such-program-xyz'"),
+    ]:
+        out = nips23jax(*args)
+        assert out.returncode == 2, out
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("nips23jax: error: ") and message in lines[0], out.stderr
+
+
+def test_launch_runs_a_nips23jax_command_as_two_processes():
+    """Each process joins the job (initialize from the launcher's environment) and runs ``config``."""
+    out = nips23jax("launch", "-n", "2", "--devices-per-process", "2", "--timeout", "240", "--",
+                    "config", "tiny-lm", "--quick", "--set", "train.num_steps=7")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert "[0] num_steps: 7" in [x.strip() for x in lines] or any(x.startswith("[0]") and "num_steps: 7" in x for x in lines)
+    assert any(x.startswith("[1]") and "num_steps: 7" in x for x in lines)
+    failing = nips23jax("launch", "-n", "2", "--", "config", "no-such-thing")
+    assert failing.returncode == 2
+    assert "nips23jax launch: process " in failing.stdout and "exited with status 2; stopped the others" in failing.stdout

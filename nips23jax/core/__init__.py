@@ -28,3 +28,12 @@ from nips23jax.core.train import fit as fit
 from nips23jax.core.train import global_norm as global_norm
 from nips23jax.core.train import make_eval_step as make_eval_step
 from nips23jax.core.train import make_train_step as make_train_step
+from nips23jax.core.distributed import ProcessInfo as ProcessInfo
+from nips23jax.core.distributed import gather as gather
+from nips23jax.core.distributed import global_batch as global_batch
+from nips23jax.core.distributed import initialize as initialize
+from nips23jax.core.distributed import is_main_process as is_main_process
+from nips23jax.core.distributed import launch as launch
+from nips23jax.core.distributed import local_batch as local_batch
+from nips23jax.core.distributed import main_print as main_print
+from nips23jax.core.distributed import process_rows as process_rows

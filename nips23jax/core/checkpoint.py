@@ -45,6 +45,13 @@ def _abstract(tree: PyTree) -> PyTree:
     return jax.tree_util.tree_map(leaf, tree)
 
 
+def _sync_processes(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
 class Checkpointer:
     """Saves and restores a training-state pytree under ``directory``.
 
@@ -53,6 +60,11 @@ class Checkpointer:
       keep: how many of the newest checkpoints to keep (older are deleted by orbax).
       fingerprint: optional string identifying the run (e.g. a hash of its config). It is
         stored with every step; resuming with a different one raises :class:`CheckpointError`.
+
+    Multi-process jobs: every process creates the ``Checkpointer`` on the same (shared) directory
+    and calls :meth:`save` and :meth:`restore_latest` together; each process writes the shards it
+    holds, and a checkpoint restores into any mesh and process count (the restore target's
+    shardings decide who reads what).
 
     Example::
 
@@ -133,9 +145,10 @@ class Checkpointer:
                     f"{meta.get('fingerprint')!r}, expected {self.fingerprint!r}); use another output "
                     "directory or start fresh explicitly"
                 )
-            for bad_step, why in failures:
-                self._quarantine(bad_step, why)
             if failures:
+                for bad_step, why in failures:
+                    self._quarantine(bad_step, why)
+                _sync_processes(f"nips23jax_checkpoint_quarantine_{step}")
                 self._manager = self._new_manager()
             return step, state
         detail = "; ".join(f"step {s}: {why}" for s, why in failures)
@@ -151,7 +164,8 @@ class Checkpointer:
         while dst.exists():
             dst = self.directory / f"corrupt_{step}_{i}"
             i += 1
-        src.rename(dst)
+        if jax.process_index() == 0:  # one process moves it; the others wait at the barrier
+            src.rename(dst)
         warnings.warn(
             f"checkpoint step {step} in {self.directory} is damaged ({why}); moved it to {dst.name} "
             "and resumed from an older step",

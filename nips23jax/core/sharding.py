@@ -110,6 +110,11 @@ def batch_sharding(mesh: Mesh, axes: Sequence[str] = BATCH_AXES) -> NamedShardin
 def shard_batch(batch: PyTree, mesh: Mesh, axes: Sequence[str] = BATCH_AXES) -> PyTree:
     """Places every leaf of ``batch`` (leading dim divisible by the batch axes) on the mesh.
 
+    ``batch`` is the *global* batch. In a multi-process job (a mesh spanning several processes)
+    every process passes the same global batch and contributes only its own rows to the global
+    array; to load only those rows in the first place, see
+    :func:`nips23jax.core.distributed.global_batch`.
+
     Raises:
       ValueError: naming the leaf whose leading dimension does not divide evenly.
     """
@@ -117,12 +122,16 @@ def shard_batch(batch: PyTree, mesh: Mesh, axes: Sequence[str] = BATCH_AXES) -> 
     n = math.prod(mesh.shape[a] for a in axes)
 
     def put(path, x):
-        x = np.asarray(x) if not isinstance(x, jax.Array) else x
+        multi = not sharding.is_fully_addressable  # the mesh spans several processes
+        if not isinstance(x, jax.Array) or (multi and x.is_fully_addressable):
+            x = np.asarray(x)
         if x.ndim == 0 or x.shape[0] % n:
             raise ValueError(
                 f"shard_batch: leaf {path_to_str(path)!r} has shape {x.shape}; its leading dimension "
                 f"must be divisible by the {n} devices of mesh axes {tuple(axes)}"
             )
+        if multi and isinstance(x, np.ndarray):  # each process contributes only its own rows
+            return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
         return jax.device_put(x, sharding)
 
     return jax.tree_util.tree_map_with_path(put, batch)

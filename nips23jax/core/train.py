@@ -216,6 +216,10 @@ class MetricsLog:
 
 
 def _to_py(v: Any) -> Any:
+    if isinstance(v, jax.Array) and not v.is_fully_addressable and not v.is_fully_replicated:
+        from jax.experimental import multihost_utils  # a metric split over several processes
+
+        v = multihost_utils.process_allgather(v, tiled=True)
     v = np.asarray(jax.device_get(v))
     return v.item() if v.ndim == 0 else v.tolist()
 
@@ -267,6 +271,13 @@ def fit(
       log_every: write train metrics every this many steps (each write syncs with the device).
       progress: show a tqdm bar (process 0 only).
       callbacks: ``cb(step, state, metrics)`` after every step (``step`` = updates done).
+
+    Multi-process jobs (``jax.distributed``, see :mod:`nips23jax.core.distributed`): every process
+    calls ``fit`` with the same arguments and a shared ``workdir``. ``batch_fn(step)`` returns the
+    global batch as global arrays; each process can load only its own rows and assemble them with
+    :func:`nips23jax.core.distributed.global_batch`. Metrics, ``metrics.jsonl`` and the progress
+    bar come from process 0; checkpoints are written by all processes together (each saves its
+    shards) and restore under any process count.
 
     Returns:
       :class:`FitResult`.
