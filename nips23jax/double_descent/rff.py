@@ -94,6 +94,11 @@ def rff_features(rff: RandomFourierFeatures, x: ArrayLike) -> jax.Array:
     d = rff.frequencies.shape[0]
     if x.ndim != 2 or x.shape[1] != d:
         raise ValueError(f"rff_features: x must have shape (m, {d}) (the features' input dimension), got {x.shape}")
+    return _features(rff, x)
+
+
+@jax.jit
+def _features(rff, x):
     dtype = jnp.result_type(x.dtype, rff.frequencies.dtype, float)
     z = x.astype(dtype) @ rff.frequencies.astype(dtype) / rff.bandwidth.astype(dtype) + rff.phases.astype(dtype)
     return jnp.sqrt(2.0 / rff.num_features).astype(dtype) * jnp.cos(z)

@@ -19,6 +19,8 @@ features ``P^ex`` (Sec. 3.2).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -180,7 +182,12 @@ def gaussian_kernel(x: ArrayLike, z: ArrayLike, bandwidth: float) -> jax.Array:
     if x.ndim != 2 or z.ndim != 2 or x.shape[1] != z.shape[1]:
         raise ValueError(f"gaussian_kernel: x and z must be (m, d) and (n, d) with equal d, got {x.shape}, {z.shape}")
     _check_scalar(bandwidth, "bandwidth", "gaussian_kernel", positive=True)
-    x, z = (v.astype(jnp.result_type(x.dtype, z.dtype, float)) for v in (x, z))
+    dtype = jnp.result_type(x.dtype, z.dtype, float)
+    return _gaussian(x.astype(dtype), z.astype(dtype), jnp.asarray(bandwidth, dtype))
+
+
+@jax.jit
+def _gaussian(x, z, bandwidth):
     sq = jnp.sum(x**2, 1)[:, None] + jnp.sum(z**2, 1)[None, :] - 2 * x @ z.T
     return jnp.exp(-jnp.maximum(sq, 0.0) / (2 * bandwidth**2))
 
@@ -198,10 +205,16 @@ def _kernel_min_norm(k_train, k_query, rtol):
 
 @jax.jit
 def _kernel_pca(k_train, k_query, num_components, rtol):
-    def coef(lam, rank_from_top):
-        return _inverse_on((rank_from_top < num_components) & (lam > rtol * lam[-1]), lam)
+    """Stacked smoothers, one per entry of ``num_components`` (``(c,)`` ints), from one eigendecomposition."""
+    lam, vecs = jnp.linalg.eigh(k_train)
+    lam = jnp.maximum(lam, 0.0)
+    rank_from_top = lam.shape[0] - 1 - jnp.arange(lam.shape[0])
+    projected = k_query @ vecs
 
-    return _gram_spectral(k_train, k_query, coef)
+    def one(k):
+        return (projected * _inverse_on((rank_from_top < k) & (lam > rtol * lam[-1]), lam)) @ vecs.T
+
+    return jax.lax.map(one, num_components)
 
 
 def _kernels(k_train, k_query, fn):
@@ -245,7 +258,7 @@ def kernel_ridge_smoother(
 
 
 def kernel_pca_ols_smoother(
-    k_train: ArrayLike, k_query: ArrayLike, num_components: int, *, rtol: float | None = None
+    k_train: ArrayLike, k_query: ArrayLike, num_components: int | Sequence[int], *, rtol: float | None = None
 ) -> jax.Array:
     """PCA-then-OLS from kernel matrices: ``ŝ(x)ᵀ = k(x, X) Uₖ diag(1/λₖ) Uₖᵀ`` (``K = U diag(λ) Uᵀ``).
 
@@ -256,18 +269,25 @@ def kernel_pca_ols_smoother(
     Args:
       k_train: ``(n, n)`` PSD kernel (Gram) matrix.
       k_query: ``(m, n)``.
-      num_components: ``k``, ``1 ≤ k ≤ n``.
+      num_components: ``k``, ``1 ≤ k ≤ n``; or a sequence of them (a path along the PC axis from a
+        single eigendecomposition).
       rtol: eigenvalues below ``rtol·λ_max`` are dropped even within the top ``k`` (default ``eps·n``).
 
     Returns:
-      ``(m, n)`` smoother rows.
+      ``(m, n)`` smoother rows; ``(len(num_components), m, n)`` for a sequence.
     """
     fn = "kernel_pca_ols_smoother"
     a, b = _kernels(k_train, k_query, fn)
-    if isinstance(num_components, bool) or not isinstance(num_components, (int, np.integer)):
-        raise TypeError(f"{fn}: num_components must be an int, got {type(num_components).__name__}")
-    if not 1 <= num_components <= a.shape[0]:
-        raise ValueError(f"{fn}: num_components must be in [1, n = {a.shape[0]}], got {num_components}")
+    many = isinstance(num_components, (list, tuple, np.ndarray))
+    ks = list(np.ravel(num_components)) if many else [num_components]
+    for k in ks:
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"{fn}: num_components must be an int or a sequence of ints, got {k!r}")
+        if not 1 <= k <= a.shape[0]:
+            raise ValueError(f"{fn}: num_components must be in [1, n = {a.shape[0]}], got {k}")
+    if not ks:
+        raise ValueError(f"{fn}: num_components is an empty sequence")
     rtol = float(jnp.finfo(a.dtype).eps) * a.shape[0] if rtol is None else rtol
     _check_scalar(rtol, "rtol", fn)
-    return _kernel_pca(a, b, int(num_components), jnp.asarray(rtol, a.dtype))
+    out = _kernel_pca(a, b, jnp.asarray(ks, jnp.int32), jnp.asarray(rtol, a.dtype))
+    return out if many else out[0]

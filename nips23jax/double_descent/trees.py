@@ -107,7 +107,10 @@ def tree_smoother(tree: Any, x_train: ArrayLike, x_query: ArrayLike, *, sample_w
     Returns:
       ``(m, n)`` rows; ``S @ y_train`` equals ``tree.predict(x_query)``.
     """
-    return leaf_smoother(tree_leaves(tree, x_train), tree_leaves(tree, x_query), sample_weight)
+    xt, xq = np.asarray(x_train, np.float32), np.asarray(x_query, np.float32)
+    _check_tree(tree, xt, "tree_smoother", "x_train")
+    _check_tree(tree, xq, "tree_smoother", "x_query")
+    return leaf_smoother(tree.apply(xt).astype(np.int32), tree.apply(xq).astype(np.int32), sample_weight)
 
 
 def _forest_trees(forest: Any, sample_weights, fn: str) -> list:
@@ -193,7 +196,7 @@ def boosting_update(
 
 
 @functools.partial(jax.jit, static_argnames=("num_leaves", "init", "per_round"))
-def _boost_scan(tl, ql, w, learning_rate, *, num_leaves, init, per_round):
+def _boost_scan(tl, ql, w, learning_rate, per_round_args, *, num_leaves, init, per_round):
     n, m = tl.shape[1], ql.shape[1]
     dtype = w.dtype
     if init == "mean":
@@ -203,7 +206,7 @@ def _boost_scan(tl, ql, w, learning_rate, *, num_leaves, init, per_round):
 
     def body(carry, args):
         new = boosting_update(*carry, *args[:2], learning_rate, num_leaves, args[2])
-        return new, (per_round(*new) if per_round is not None else None)
+        return new, (per_round(*new, *per_round_args) if per_round is not None else None)
 
     (s_train, s_query), path = jax.lax.scan(body, s0, (tl, ql, w))
     return s_train, s_query, path
@@ -216,7 +219,8 @@ def leaf_boosting_smoother(
     *,
     train_weights: ArrayLike | None = None,
     init: str = "zero",
-    per_round: Callable[[jax.Array, jax.Array], Any] | None = None,
+    per_round: Callable[..., Any] | None = None,
+    per_round_args: tuple = (),
 ) -> tuple[jax.Array, jax.Array, Any]:
     """The boosting smoother after ``B`` rounds, from each round's leaf ids (one ``lax.scan``).
 
@@ -227,8 +231,10 @@ def leaf_boosting_smoother(
       train_weights: ``(B, n)`` per-round training weights (subsampling); default 1.
       init: ``"zero"`` (``Ŝ⁽⁰⁾ = 0``, the paper's recursion) or ``"mean"`` (``Ŝ⁽⁰⁾ = 1/n``, scikit-learn's
         ``GradientBoostingRegressor`` starting from the mean).
-      per_round: optional hashable function ``(Ŝ⁽ᵇ⁾_train, Ŝ⁽ᵇ⁾_query) -> pytree`` evaluated after each
-        round (e.g. effective parameters, test error), stacked over rounds.
+      per_round: optional hashable function ``(Ŝ⁽ᵇ⁾_train, Ŝ⁽ᵇ⁾_query, *per_round_args) -> pytree``
+        evaluated after each round (e.g. effective parameters, test error), stacked over rounds.
+        Pass data it needs through ``per_round_args`` (traced), not as closed-over constants.
+      per_round_args: arrays passed to ``per_round`` after the two smoothers.
 
     Returns:
       ``(Ŝ_train (n, n), Ŝ_query (m, n), stacked per_round outputs or None)``.
@@ -243,8 +249,8 @@ def leaf_boosting_smoother(
         raise ValueError(f"{fn}: init must be 'zero' or 'mean', got {init!r}")
     w = _weights(train_weights, tl.shape, fn, "train_weights")
     num_leaves = int(max(int(jnp.max(tl)), int(jnp.max(ql)))) + 1
-    return _boost_scan(tl, ql, w, jnp.asarray(learning_rate, w.dtype), num_leaves=num_leaves, init=init,
-                       per_round=per_round)
+    return _boost_scan(tl, ql, w, jnp.asarray(learning_rate, w.dtype), tuple(per_round_args),
+                       num_leaves=num_leaves, init=init, per_round=per_round)
 
 
 class BoostedTrees(NamedTuple):

@@ -159,8 +159,8 @@ def _rff_sweep(config, data, log, progress):
                 s = kernel_ridge_smoother(gram, both, ridge=0.0, rtol=config.rff.rtol)
                 rows[p].append(_to_float(_scores(s[:n], s[n:], yt, yq)))
             if p in unfold_ex:
-                for k in unfold_pc:
-                    s = kernel_pca_ols_smoother(gram, both, k, rtol=config.rff.rtol)
+                path = kernel_pca_ols_smoother(gram, both, unfold_pc, rtol=config.rff.rtol)
+                for k, s in zip(unfold_pc, path):
                     unfold[(p, k)].append(_to_float(_scores(s[:n], s[n:], yt, yq)))
             bar.update()
     bar.close()
@@ -211,8 +211,6 @@ def _boosting_sweep(config, data, log, progress):
     xt, yt, xq, yq = data
     c = config.boosting
     sizes = sorted(set(c.ensemble_sizes) | {1})
-    yt_j, yq_j = jnp.asarray(yt), jnp.asarray(yq)
-    per_round = lambda st, sq: _scores(st, sq, yt_j, yq_j)  # noqa: E731
     rounds = sorted({int(r) for r in c.round_grid if 1 <= r <= c.num_rounds} | {c.num_rounds})
     path, acc_t, acc_q = [], 0.0, 0.0
     for k in tqdm(range(sizes[-1]), desc="boosted models", disable=not progress):
@@ -221,7 +219,8 @@ def _boosting_sweep(config, data, log, progress):
                                 random_state=config.seed + 1000 * k)
         tl = np.stack([tree_leaves(t, xt) for t in model.trees])
         ql = np.stack([tree_leaves(t, xq) for t in model.trees])
-        st, sq, scores = leaf_boosting_smoother(tl, ql, c.learning_rate, per_round=per_round if k == 0 else None)
+        st, sq, scores = leaf_boosting_smoother(tl, ql, c.learning_rate, per_round=_scores if k == 0 else None,
+                                                per_round_args=(yt, yq) if k == 0 else ())
         if k == 0:
             for r in rounds[:-1]:
                 path.append({"axis": "rounds", "rounds": r, "models": 1,
