@@ -18,13 +18,13 @@ models; :func:`plot_accuracy_on_the_line` draws it on probit-scaled axes.
 from __future__ import annotations
 
 import functools
+import statistics
 import warnings
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtr, ndtri
 from jax.typing import ArrayLike
 
 from nips23jax.core.train import as_key
@@ -66,12 +66,25 @@ class LineFit(NamedTuple):
 
     def predict(self, id_acc: ArrayLike) -> np.ndarray:
         """OOD accuracy the line predicts for ID accuracy ``id_acc``: ``Φ(a·Φ⁻¹(id_acc) + b)``."""
-        return np.asarray(ndtr(self.slope * ndtri(jnp.asarray(id_acc, jnp.float32)) + self.intercept))
+        return np.vectorize(_NORMAL.cdf, otypes=[np.float64])(self.slope * probit(id_acc) + self.intercept)
 
 
-def probit(p: ArrayLike) -> jax.Array:
-    """``Φ⁻¹(p)``, the inverse standard-normal CDF (``±inf`` at 0 and 1), elementwise."""
-    return ndtri(jnp.asarray(p, jnp.float32))
+def probit(p: ArrayLike) -> np.ndarray:
+    """``Φ⁻¹(p)``, the inverse standard-normal CDF, elementwise, in float64 on the host.
+
+    ``±inf`` at 1 and 0; accuracies such as ``1 − 1e-9`` keep a finite probit (float32 would round
+    them to 1).
+    """
+    p = np.asarray(p, np.float64)
+    if np.any(~((p >= 0) & (p <= 1))):
+        raise ValueError(f"probit: p must lie in [0, 1], got {p[~((p >= 0) & (p <= 1))][:5].tolist()}")
+    inner = (p > 0) & (p < 1)
+    out = np.where(p >= 1, np.inf, -np.inf)
+    out[inner] = [_NORMAL.inv_cdf(v) for v in p[inner].ravel()]
+    return out
+
+
+_NORMAL = statistics.NormalDist()
 
 
 def wilson_interval(acc: ArrayLike, num: ArrayLike, *, level: float = 0.95) -> np.ndarray:
@@ -95,7 +108,7 @@ def wilson_interval(acc: ArrayLike, num: ArrayLike, *, level: float = 0.95) -> n
         raise ValueError(f"wilson_interval: level must be in (0, 1), got {level}")
     if np.any(~(num > 0)):
         raise ValueError(f"wilson_interval: num (test-set sizes) must be positive, got {num}")
-    z = float(ndtri(jnp.float32((1.0 + level) / 2.0)))
+    z = _NORMAL.inv_cdf((1.0 + level) / 2.0)
     z2n = z * z / num
     center = (acc + z2n / 2) / (1 + z2n)
     half = z / (1 + z2n) * np.sqrt(acc * (1 - acc) / num + z2n / (4 * num))
@@ -191,7 +204,10 @@ def accuracy_on_the_line(
             f"accuracy_on_the_line: needs at least 3 models with accuracies strictly inside (0, 1), got {int(kept.sum())}"
         )
     x, y = probit(ida[kept]), probit(ooda[kept])
-    slope, intercept, r2 = (float(v) for v in jax.jit(_ols)(x, y, jnp.ones_like(x)))
+    xc, yc = x - x.mean(), y - y.mean()
+    slope = float(xc @ yc / (xc @ xc)) if xc @ xc > 0 else float("nan")
+    intercept = float(y.mean() - slope * x.mean())
+    r2 = float(1.0 - np.sum((y - slope * x - intercept) ** 2) / (yc @ yc)) if yc @ yc > 0 else 1.0
 
     id_ci = None if num_id is None else wilson_interval(ida, num_id, level=level)
     ood_ci = None if num_ood is None else wilson_interval(ooda, num_ood, level=level)
@@ -200,7 +216,8 @@ def accuracy_on_the_line(
     if key is not None:
         if num_bootstrap < 2:
             raise ValueError(f"accuracy_on_the_line: num_bootstrap must be >= 2, got {num_bootstrap}")
-        slopes, intercepts = _bootstrap_lines(as_key(key), x, y, num_bootstrap)
+        slopes, intercepts = _bootstrap_lines(as_key(key), jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32),
+                                              num_bootstrap)
         band_x = np.linspace(float(x.min()), float(x.max()), grid_size)
         lines = np.asarray(slopes)[:, None] * band_x[None, :] + np.asarray(intercepts)[:, None]
         q = [(1 - level) / 2, (1 + level) / 2]

@@ -170,25 +170,31 @@ def _estimate(x, t, c, counts, folds, key, spec, num_folds, clip):
 
 @functools.partial(jax.jit, static_argnames=("n_p", "spec", "num_folds", "num_bootstrap", "refit"))
 def _disde_all(x, t, c, folds, k_init, k_boot, clip, *, n_p, spec, num_folds, num_bootstrap, refit):
-    """Point estimate and bootstrap replicates in one compiled program."""
+    """Point estimate and bootstrap replicates in one compiled program.
+
+    Row 0 of the multiplicities is all ones (the point estimate); rows 1..B are the stratified
+    resamples. With ``refit`` every row refits the cross-fitted classifier, all in one ``vmap``.
+    """
     n = x.shape[0]
-    ones = jnp.ones(n, x.dtype)
-    terms, w, pi = _estimate(x, t, c, ones, folds, k_init, spec, num_folds, clip)
-    if not num_bootstrap:
-        return terms, w, pi, None
     kp, kq = jax.random.split(k_boot)
     ip = jax.random.randint(kp, (num_bootstrap, n_p), 0, n_p)
     iq = jax.random.randint(kq, (num_bootstrap, n - n_p), n_p, n)
     counts = jax.vmap(lambda i, j: jnp.zeros(n, x.dtype).at[i].add(1.0).at[j].add(1.0))(ip, iq)
+    ones = jnp.ones((1, n), x.dtype)
     if refit:
-        boot = jax.vmap(lambda cnt: _estimate(x, t, c, cnt, folds, k_init, spec, num_folds, clip)[0])(counts)
-    else:
-        def fixed(cnt):
-            a = jnp.sum(cnt * t) / jnp.sum(cnt)
-            return _terms(c, t, shared_region_weights(pi, t, a), cnt)
+        terms, w, pi = jax.vmap(lambda cnt: _estimate(x, t, c, cnt, folds, k_init, spec, num_folds, clip))(
+            jnp.concatenate([ones, counts])
+        )
+        point = jax.tree.map(lambda v: v[0], terms)
+        boot = jax.tree.map(lambda v: v[1:], terms)
+        return point, w[0], pi[0], boot
+    point, w, pi = _estimate(x, t, c, ones[0], folds, k_init, spec, num_folds, clip)
 
-        boot = jax.vmap(fixed)(counts)
-    return terms, w, pi, boot
+    def fixed(cnt):
+        a = jnp.sum(cnt * t) / jnp.sum(cnt)
+        return _terms(c, t, shared_region_weights(pi, t, a), cnt)
+
+    return point, w, pi, jax.vmap(fixed)(counts)
 
 
 def _as_2d(name: str, x: ArrayLike) -> jax.Array:
@@ -295,9 +301,11 @@ def disde(
     )
     terms = DisdeTerms(*(float(v) for v in terms))
     se = None
-    if boot is not None:
+    if num_bootstrap:
         boot = DisdeTerms(*(np.asarray(v, np.float64) for v in boot))
         se = DisdeTerms(*(float(np.nanstd(v, ddof=1)) for v in boot))
+    else:
+        boot = None
 
     if not terms.overlap >= min_overlap:
         warnings.warn(
