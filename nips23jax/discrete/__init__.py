@@ -32,6 +32,7 @@ from nips23jax.discrete.models import rbm as rbm
 from nips23jax.discrete.models import train_rbm as train_rbm
 from nips23jax.discrete.run import RunInfo as RunInfo
 from nips23jax.discrete.run import run_chains as run_chains
+from nips23jax.discrete.run import sample_chains as sample_chains
 from nips23jax.discrete.samplers import SamplingAlgorithm as SamplingAlgorithm
 from nips23jax.discrete.samplers import block_gibbs as block_gibbs
 from nips23jax.discrete.samplers import dlmc as dlmc

@@ -120,7 +120,11 @@ class DiscreteModel:
         return value, diffs
 
 
-def _check_positive(name: str, arg: str, value) -> float:
+def _check_positive(name: str, arg: str, value):
+    if _is_tracer(value):  # traced (e.g. a vmapped temperature sweep): checked by the caller
+        return value
+    if isinstance(value, (jax.Array, np.ndarray)) and np.ndim(value) == 0:
+        value = value.item()
     if isinstance(value, (bool, np.bool_)) or not np.isscalar(value) or not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name}: {arg} must be a positive finite number, got {value!r}")
     return float(value)
@@ -196,7 +200,7 @@ def ising(
 
     Args:
       shape: lattice ``(h, w)`` or side length; ``d = h·w`` sites, row-major.
-      inverse_temperature: ``λ > 0`` (DISCS default 0.5).
+      inverse_temperature: ``λ > 0`` (DISCS default 0.5); may be a traced scalar (a vmapped sweep).
       mu: field offset: ``b_i ~ U(−1.5, 1.5) + μ`` inside a central disc of radius ``min(h, w)/4``,
         ``− μ`` outside (used when ``key`` is given).
       key: PRNG key for DISCS' random field; ``None`` with ``field=None`` means no field.
@@ -286,7 +290,9 @@ def fhmm(
     as ``d = T·L``); each chain switches state with probability ``p``; ``y_t ~ N(W x_t + b, σ²)``
     with ``W ~ N(0, 1)^L``, ``b ~ N(0, 1)``. Relaxed (multilinear):
     ``log π(x) = Σ_{t,l} [a_{tl} log(1−p) + (1 − a_{tl}) log p] − ‖y − Wx − b‖²/(2σ²)`` with
-    ``a_{tl} = x_{tl} x_{t−1,l} + (1 − x_{tl})(1 − x_{t−1,l})``; ``x_0`` uniform.
+    ``a_{tl} = x_{tl} x_{t−1,l} + (1 − x_{tl})(1 − x_{t−1,l})``; ``x_0`` uniform. In the
+    relaxation each ``x_{tl}²`` of the square is written ``x_{tl}`` (equal on {0,1}), so
+    single-site differences are exact.
 
     Args:
       key: PRNG key for ``W``, ``b``, the true hidden path and the observations.
@@ -313,7 +319,10 @@ def fhmm(
         x = x.reshape(t, l)
         same = x[1:] * x[:-1] + (1 - x[1:]) * (1 - x[:-1])
         trans = jnp.sum(same * lq + (1 - same) * lp)
-        return trans - jnp.sum((y - x @ w - b) ** 2) / (2 * sigma**2)
+        # ‖r − Wx‖² with the x_l² terms written as x_l (equal on {0,1}), so it stays multilinear
+        r, wx = y - b, x @ w
+        sq = jnp.sum(r**2 - 2 * r * wx + wx**2 - (x**2) @ (w**2) + x @ (w**2))
+        return trans - sq / (2 * sigma**2)
 
     return DiscreteModel("fhmm", t * l, 2, relaxed, {"W": w, "b": b, "y": y, "path": path.reshape(-1)})
 
@@ -366,7 +375,7 @@ def train_rbm(
     n, nv = v_data.shape
     key = as_key(key)
     k_init, k_train = jax.random.split(key)
-    params = {"W": 0.01 * jax.random.normal(k_init, (nv, num_hidden)),
+    params = {"W": 0.1 * jax.random.normal(k_init, (nv, num_hidden)),
               "b": jnp.log(jnp.clip(v_data.mean(0), 1e-3, 1 - 1e-3)) - jnp.log1p(-jnp.clip(v_data.mean(0), 1e-3, 1 - 1e-3)),
               "c": jnp.zeros((num_hidden,))}
     nb = max(n // batch_size, 1)

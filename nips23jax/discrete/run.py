@@ -19,7 +19,7 @@ from nips23jax.discrete.ess import hamming_distance
 from nips23jax.discrete.models import DiscreteModel
 from nips23jax.discrete.samplers import SamplingAlgorithm, get_sampler
 
-__all__ = ["RunInfo", "run_chains"]
+__all__ = ["RunInfo", "run_chains", "sample_chains"]
 
 
 class RunInfo(NamedTuple):
@@ -40,19 +40,41 @@ class RunInfo(NamedTuple):
     evals_per_step: float
 
 
+def sample_chains(
+    sampler: SamplingAlgorithm,
+    x0: jax.Array,
+    reference: jax.Array,
+    chain_keys: jax.Array,
+    num_steps: int,
+    keep: str = "hamming",
+) -> tuple[jax.Array, Any, jax.Array, jax.Array]:
+    """The traceable loop under :func:`run_chains` (usable inside ``jit``/``vmap``, e.g. over a
+    model parameter): ``vmap(init)``, then ``num_steps`` of ``vmap(step)`` in ``lax.scan``.
+
+    Args:
+      sampler: built for the model.
+      x0: ``(C, d)`` initial states; reference: ``int[d]``; chain_keys: ``(C,)`` keys.
+      num_steps: static int.
+      keep: ``"hamming"`` or ``"states"``.
+
+    Returns:
+      ``(trace, final_states, acceptance_rate, num_changed)``, time-major.
+    """
+    states = jax.vmap(sampler.init)(x0)
+
+    def body(states, t):
+        keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(chain_keys)
+        states, info = jax.vmap(sampler.step)(keys, states)
+        out = hamming_distance(states.x, reference) if keep == "hamming" else states.x
+        return states, (out, info.acceptance_rate, info.num_changed)
+
+    states, (trace, acc, changed) = jax.lax.scan(body, states, jnp.arange(num_steps))
+    return trace, states, acc, changed
+
+
 @functools.lru_cache(maxsize=64)
 def _runner(sampler: SamplingAlgorithm, num_steps: int, keep: str, mesh: Mesh | None):
-    def run(x0, reference, chain_keys):
-        states = jax.vmap(sampler.init)(x0)
-
-        def body(states, t):
-            keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(chain_keys)
-            states, info = jax.vmap(sampler.step)(keys, states)
-            out = hamming_distance(states.x, reference) if keep == "hamming" else states.x
-            return states, (out, info.acceptance_rate, info.num_changed)
-
-        states, (trace, acc, changed) = jax.lax.scan(body, states, jnp.arange(num_steps))
-        return trace, states, acc, changed
+    run = functools.partial(sample_chains, sampler, num_steps=num_steps, keep=keep)
 
     if mesh is None:
         return jax.jit(run)

@@ -1,0 +1,52 @@
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nips23jax.discrete as D
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+
+def test_matches_tensorflow_probability_fixture():
+    f = np.load(FIXTURES / "tfp_ess.npz")
+    np.testing.assert_allclose(D.ess(f["samples"]), f["ess"], rtol=2e-4)
+
+
+def test_naive_numpy_autocorrelation():
+    x = np.random.default_rng(1).normal(size=(37, 2)).cumsum(0)
+    xc = x - x.mean(0)
+    n = len(x)
+    acov = np.array([(xc[: n - k] * xc[k:]).sum(0) / (n - k) for k in range(n)])
+    np.testing.assert_allclose(D.autocorrelation(x), acov / acov[0], atol=1e-5)
+
+
+def test_iid_draws_have_ess_near_n():
+    x = jax.random.normal(jax.random.key(0), (4000, 64))
+    e = np.asarray(D.ess(x))
+    assert abs(e.mean() / 4000 - 1) < 0.05
+
+
+def test_ar1_matches_closed_form():
+    rho, n, c = 0.9, 20000, 16
+    eps = jax.random.normal(jax.random.key(1), (n, c))
+    x = jax.lax.scan(lambda s, e: (rho * s + e, rho * s + e), jnp.zeros(c), eps)[1]
+    expected = n * (1 - rho) / (1 + rho)
+    assert abs(float(D.ess(x).mean()) / expected - 1) < 0.1
+
+
+def test_burn_in_and_hamming():
+    x = np.concatenate([np.full((50, 1), 100.0), np.random.default_rng(0).normal(size=(50, 1))])
+    np.testing.assert_allclose(D.ess(x, burn_in=0.5), D.ess(x[50:]))
+    assert D.hamming_distance(jnp.array([[0, 1, 2], [1, 0, 0]]), jnp.array([0, 1, 1])).tolist() == [1, 3]
+
+
+def test_ess_bad_input():
+    with pytest.raises(ValueError, match="burn_in"):
+        D.ess(np.zeros((10, 2)), burn_in=1.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        D.ess(np.zeros((3, 2)), burn_in=0.7)
+    with pytest.raises(ValueError, match="time axis"):
+        D.ess(np.float32(1.0))

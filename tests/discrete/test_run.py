@@ -1,0 +1,50 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nips23jax.discrete as D
+from nips23jax.core import make_mesh
+
+
+def test_sharded_chains_equal_unsharded():
+    assert jax.device_count() == 8
+    model = D.ising(3, key=jax.random.key(0))
+    alg = D.gwg(model)
+    tr, info = D.run_chains(jax.random.key(5), model, alg, 8, 20)
+    mesh = make_mesh({"data": 8})
+    tr_s, info_s = D.run_chains(jax.random.key(5), model, alg, 8, 20, mesh=mesh)
+    assert tr_s.sharding.spec[1] == "data"
+    np.testing.assert_array_equal(tr, tr_s)
+    np.testing.assert_array_equal(info.final_state.x, info_s.final_state.x)
+    np.testing.assert_allclose(info.acceptance_rate, info_s.acceptance_rate, rtol=1e-5)  # XLA may reorder float ops
+
+
+def test_run_chains_shapes_keys_and_statistic():
+    model = D.bernoulli(jnp.zeros(5))
+    alg = D.rwm(model)
+    xs, info = D.run_chains(3, model, alg, 4, 6, keep="states")
+    assert xs.shape == (6, 4, 5)
+    tr, info2 = D.run_chains(3, model, alg, 4, 6)
+    np.testing.assert_array_equal(tr, (np.asarray(xs) != np.asarray(info2.reference)).sum(-1))
+    tr_raw, _ = D.run_chains(jax.random.key_data(jax.random.key(3)), model, alg, 4, 6)
+    np.testing.assert_array_equal(tr, tr_raw)
+    assert info.acceptance_rate.shape == (6, 4) and info.evals_per_step == 1.0
+    tr_named, _ = D.run_chains(3, model, "rwm", 4, 6)
+    np.testing.assert_array_equal(tr, tr_named)
+
+
+def test_run_chains_bad_input():
+    model = D.bernoulli(jnp.zeros(5))
+    with pytest.raises(ValueError, match="unknown sampler"):
+        D.run_chains(0, model, "nuts", 2, 2)
+    with pytest.raises(ValueError, match="num_chains"):
+        D.run_chains(0, model, "rwm", 0, 2)
+    with pytest.raises(ValueError, match="keep"):
+        D.run_chains(0, model, "rwm", 2, 2, keep="all")
+    with pytest.raises(ValueError, match="divisible"):
+        D.run_chains(0, model, "rwm", 3, 2, mesh=make_mesh({"data": 8}))
+    with pytest.raises(ValueError, match="init"):
+        D.run_chains(0, model, "rwm", 2, 2, init=jnp.zeros((2, 4), jnp.int32))
+    with pytest.raises(TypeError, match="SamplingAlgorithm"):
+        D.run_chains(0, model, object(), 2, 2)
