@@ -291,8 +291,13 @@ def fit_data_constrained(
 
 
 def _r2(N, D, U_D, loss, params) -> float:
+    # the unchecked Eq. 5 (a degenerate fit, e.g. α <= 0, still gets its R²)
+    x = np.array([np.log(params.A), np.log(params.B), np.log(params.E) if params.E > 0 else -np.inf,
+                  params.alpha, params.beta, np.log(params.R_D_star), np.log(params.R_N_star)])
     with jax.enable_x64(True):
-        return r_squared(loss, np.asarray(data_constrained_loss(N, D, U_D, params)))
+        pred = np.exp(np.asarray(_predict_log_loss(jnp.asarray(x), *(jnp.asarray(np.log(v)) for v in (N, D, U_D)),
+                                                   False)))
+    return r_squared(loss, pred)
 
 
 def _fit(N, D, U_D, loss, weights, inits1, decay_inits, tie, delta, max_iter, tol) -> DataConstrainedParams:

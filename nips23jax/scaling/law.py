@@ -50,7 +50,7 @@ class DataConstrainedParams(NamedTuple):
     """Constants of the law (a pytree of scalars).
 
     Attributes:
-      A, B, E: the Chinchilla coefficients (``L = E + A/N'^α + B/D'^β``), positive.
+      A, B, E: the Chinchilla coefficients (``L = E + A/N'^α + B/D'^β``), positive (``E`` may be 0).
       alpha, beta: the exponents of parameters and data.
       R_D_star: decay constant of repeated data (epochs beyond the first at which a repeated
         token keeps ``1/e`` of its value).
@@ -99,6 +99,8 @@ def _check_params(params: DataConstrainedParams, fn: str) -> None:
     if not isinstance(params, DataConstrainedParams):
         raise TypeError(f"{fn}: params must be a DataConstrainedParams, got {type(params).__name__}")
     for name, value in params._asdict().items():
+        if name == "E" and _is_concrete(value) and np.all(np.asarray(value) == 0):
+            continue  # E = 0 (no irreducible loss) is a valid law; fits on small ranges can reach it
         _check_positive(f"params.{name}", value, fn)
 
 

@@ -1,0 +1,78 @@
+"""data-constrained: Muennighoff et al. (NeurIPS 2023) -- scaling language models with repeated data.
+
+Run:
+  nips23jax reproduce data-constrained --quick   # one tiny model, 2 budgets x 3 epoch counts + 3 code runs
+  nips23jax reproduce data-constrained           # 3 model sizes x 3 budgets x 6 epoch counts + 3 code runs
+
+(a) From the published law: the value of each extra epoch (epoch 2 is worth 0.968 of a unique one,
+epoch 40 0.082), the loss increase of the paper's 8.7B-parameter / 178B-token run with 4 epochs vs
+unique data (+0.68%), and effective data saturating at U_D(1 + R_D*) = 16.4 U_D.
+(b) Tiny TransformerLMs trained on the stdlib docstrings (nips23jax.data.corpus, character level)
+at fixed compute: D = steps x batch x seq_len tokens, U_D = D / epochs; the validation loss is
+measured on held-out docstrings and the law is fitted to the runs (Huber/L-BFGS, float64).
+(c) Scarce text (U_NL = D/8): repeat it 8 epochs, vs 4 epochs + 50% code (stdlib sources without
+docstrings), vs one epoch + code for the rest.
+
+Expected / measured: see the README row and the report; measured run times are in the
+reproduction's docstring-free report (``elapsed_s`` in results.json).
+"""
+
+import ml_collections
+
+
+def _size(d_model, num_layers, num_heads):
+    return ml_collections.ConfigDict(dict(d_model=d_model, num_layers=num_layers, num_heads=num_heads))
+
+
+def get_config(arg=None):
+    quick = arg == "quick"
+    c = ml_collections.ConfigDict()
+    c.reproduction = "data_constrained"
+    c.seed = 0
+
+    # (a) the published law
+    c.law = ml_collections.ConfigDict()
+    c.law.budgets = [1e19, 1e20, 1e21, 1e22, 1e23, 1e24]
+    c.law.epochs = [2, 4, 8, 16, 40]
+    c.law.max_epochs = 100
+    c.law.paper_run = (8.67e9, 178e9)   # the paper's 8.7B-parameter model on 178B tokens
+
+    # (b, c) tiny LMs
+    c.data = ml_collections.ConfigDict()
+    c.data.num_files = 60 if quick else None   # stdlib files read (None: all)
+    c.data.seq_len = 64
+    c.train = ml_collections.ConfigDict()
+    c.train.batch_size = 16
+    c.train.lr = 3e-3
+    c.train.final_lr_fraction = 0.1
+    c.train.warmup_steps = 30
+    c.train.weight_decay = 0.1
+    c.train.log_every = 25
+    c.eval = ml_collections.ConfigDict()
+    c.eval.num_windows = 256 if quick else 1024
+    if quick:
+        c.models = [_size(32, 2, 2)]
+        c.budgets = [100, 200]            # steps; D = steps * 16 * 64 tokens (<= the unique text)
+        c.epochs = [1, 4, 16]
+    else:
+        c.models = [_size(32, 2, 2), _size(64, 2, 4), _size(96, 3, 4)]
+        c.budgets = [150, 300, 600]       # D up to 614K of the 655K docstring characters
+        c.epochs = [1, 2, 4, 8, 16, 32]
+    c.code = ml_collections.ConfigDict()
+    c.code.nl_epochs_if_repeated = 8
+    c.code.nl_once_run = not quick   # also: NL once + code for the rest of the budget
+
+    c.fit = ml_collections.ConfigDict()
+    c.fit.grid = ml_collections.ConfigDict(dict(   # nips23jax.scaling.DEFAULT_GRID (243 starts)
+        a=(0.0, 10.0, 20.0), b=(0.0, 10.0, 20.0), e=(-1.0, 0.0, 1.0), alpha=(0.2, 0.5, 1.0), beta=(0.2, 0.5, 1.0)))
+    c.fit.max_iter = 300
+
+    c.criteria = ml_collections.ConfigDict()
+    c.criteria.four_epoch_max_increase = 0.01
+    c.criteria.epoch2_min_value = 0.9
+    c.criteria.epoch40_max_value = 0.1
+    c.criteria.tiny_four_epoch_max_increase = 0.03
+    c.criteria.many_epochs = 16
+    c.criteria.min_r2 = 0.8
+    c.criteria.code_tolerance = 0.02
+    return c
