@@ -131,6 +131,11 @@ def emergence_score(values: ArrayLike, scales: ArrayLike | None = None) -> jax.A
         if s.shape != (y.shape[-1],):
             raise ValueError(f"emergence_score: scales must have shape ({y.shape[-1]},), got {s.shape}")
         y = y[..., np.argsort(s, kind="stable")]
+    return _emergence_score(y)
+
+
+@jax.jit
+def _emergence_score(y: jax.Array) -> jax.Array:
     steps2 = jnp.diff(y, axis=-1) ** 2
     med = jnp.median(steps2, axis=-1)
     span = y.max(-1) - y.min(-1)

@@ -62,7 +62,16 @@ def bootstrap_ci(
     if not 0 < confidence < 1:
         raise ValueError(f"bootstrap_ci: confidence must be in (0, 1), got {confidence!r}")
     if statistic is None:
-        statistic = partial(jnp.mean, axis=0)
+        statistic = _mean_over_items
+    return _bootstrap(statistic, num_resamples, float(confidence), key, values)
+
+
+def _mean_over_items(v: jax.Array) -> jax.Array:
+    return jnp.mean(v, axis=0)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _bootstrap(statistic, num_resamples: int, confidence: float, key, values) -> BootstrapCI:
     m = values.shape[0]
     idx = jax.random.randint(key, (num_resamples, m), 0, m)
     stats = jax.vmap(lambda i: statistic(values[i]))(idx)

@@ -54,7 +54,11 @@ def exact_match(
     Returns:
       ``(B,)`` float32 in ``{0, 1}``.
     """
-    pred, target, lp, lt = prepare_pairs("exact_match", pred, target, pred_lengths, target_lengths)
+    return _exact_match(*prepare_pairs("exact_match", pred, target, pred_lengths, target_lengths))
+
+
+@jax.jit
+def _exact_match(pred, target, lp, lt):
     width = max(pred.shape[1], target.shape[1])
     p = jnp.pad(pred, ((0, 0), (0, width - pred.shape[1])))
     t = jnp.pad(target, ((0, 0), (0, width - target.shape[1])))
@@ -112,6 +116,11 @@ def brier_score(choice_scores: ArrayLike, correct: ArrayLike, *, from_logits: bo
       ``(B,)`` float32.
     """
     scores, correct = _choices("brier_score", choice_scores, correct)
+    return _brier(scores, correct, from_logits)
+
+
+@partial(jax.jit, static_argnums=2)
+def _brier(scores, correct, from_logits: bool):
     q = jax.nn.softmax(scores.astype(jnp.float32), axis=1) if from_logits else scores.astype(jnp.float32)
     onehot = jax.nn.one_hot(correct, scores.shape[1], dtype=jnp.float32)
     return jnp.sum((q - onehot) ** 2, axis=1)
@@ -163,6 +172,11 @@ def per_token_cross_entropy(logits: ArrayLike, targets: ArrayLike, mask: ArrayLi
       ``(B,)`` float32 (``>= 0``).
     """
     logits, targets, mask = _logit_targets("per_token_cross_entropy", logits, targets, mask)
+    return _cross_entropy(logits, targets, mask)
+
+
+@jax.jit
+def _cross_entropy(logits, targets, mask):
     lp = token_logps(logits, targets, mask)
     count = lp.shape[1] if mask is None else mask.astype(jnp.float32).sum(-1)
     return -lp.sum(-1) / jnp.maximum(count, 1.0)
@@ -200,6 +214,7 @@ def _ngram_stats(pred, target, lp, lt, max_order: int) -> tuple[jax.Array, jax.A
     return jax.vmap(one)(pred, target, lp, lt)
 
 
+@partial(jax.jit, static_argnums=4)
 def _bleu_from_stats(matches, totals, len_pred, len_ref, smooth: bool) -> jax.Array:
     order = matches.shape[-1]
     if smooth:  # Lin & Och (2004): add one to numerator and denominator for n > 1
@@ -292,7 +307,12 @@ def rouge_l(
     if not beta > 0:
         raise ValueError(f"rouge_l: beta must be > 0, got {beta!r}")
     pred, target, lp, lt = prepare_pairs("rouge_l", pred, target, pred_lengths, target_lengths)
-    lcs = longest_common_subsequence(pred, target, lp, lt).astype(jnp.float32)
+    return _rouge_from_lcs(longest_common_subsequence(pred, target, lp, lt), lp, lt, float(beta))
+
+
+@partial(jax.jit, static_argnums=3)
+def _rouge_from_lcs(lcs, lp, lt, beta: float):
+    lcs = lcs.astype(jnp.float32)
     p = lcs / jnp.maximum(lp, 1)
     r = lcs / jnp.maximum(lt, 1)
     b2 = beta**2

@@ -1,0 +1,530 @@
+"""emergence: Schaeffer, Miranda & Koyejo (NeurIPS 2023), "Are Emergent Abilities of Large Language Models a Mirage?".
+
+A family of tiny Transformers (the shared ``TransformerLM``) of increasing width and depth is trained
+with the shared loop on multi-digit integer arithmetic. The same greedy answers of every model are
+scored with exact match (nonlinear in per-token accuracy) and token edit distance (linear), and
+BIG-bench's emergence score compares the two curves. The answers of a much larger test set resolve
+the small models' small accuracies (the paper's Fig. 4); the analytic model is simulated and scored
+with the same metrics; and a multiple-choice version of the task (the correct answer against
+one-digit perturbations, chosen by sequence log-likelihood) compares multiple-choice grade with
+Brier score. Config: ``configs/emergence.py``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from matplotlib.figure import Figure
+
+from nips23jax.core import reproduce
+from nips23jax.core.config import config_fingerprint
+from nips23jax.core.train import TrainState, fit, make_train_step
+from nips23jax.data.arithmetic import ArithmeticTask
+from nips23jax.emergence import (
+    analytic_edit_distance,
+    analytic_exact_match,
+    bootstrap_ci,
+    brier_score,
+    emergence_score,
+    exact_match,
+    items_to_resolve,
+    multiple_choice_grade,
+    per_token_cross_entropy,
+    power_law_cross_entropy,
+    resolution,
+    sequence_log_likelihood,
+    token_edit_distance,
+    token_probability,
+)
+from nips23jax.models.lm import LMApply, generate, lm_loss_fn
+from nips23jax.models.transformer import TransformerConfig, TransformerLM
+
+NAME = "emergence"
+
+CLAIMS = (
+    reproduce.Claim(
+        "mirage",
+        "On the same model outputs, exact match rises sharply with scale while token edit distance "
+        "falls smoothly: the 'emergence' is the metric's",
+        "sharp under exact match, smooth under edit distance (Fig. 3)",
+        "|emergence score| under exact match >= {config.criteria.min_score_ratio} x that under token edit "
+        "distance, same greedy answers of >= 5 models spanning >= 30x parameters",
+    ),
+    reproduce.Claim(
+        "resolution",
+        "A larger test set resolves the small models' accuracies that a small one reads as zero",
+        "above-chance accuracy for all models once resolved (Fig. 4)",
+        "some model has exact match 0 on the first {config.eval.num_small} test items, and every model has "
+        "exact match > 0 on all {config.eval.num_test}",
+    ),
+    reproduce.Claim(
+        "analytic",
+        "With independent per-token errors, exact match is p^L (nonlinear in the per-token accuracy p) "
+        "and token edit distance about L(1-p) (linear)",
+        "Accuracy ~ p^L, token edit distance ~ L(1-p) (Eqs. 3-4, Fig. 2)",
+        "outputs simulated from L_CE(N) = (N/c)^alpha and scored by our exact_match and token_edit_distance "
+        "lie within {config.criteria.analytic_tolerance} of p^L and of L(1-p)/L at every N",
+    ),
+    reproduce.Claim(
+        "multiple_choice",
+        "Multiple-choice grade looks sharper across scale than the Brier score of the same choices",
+        "emergent under multiple-choice grade, not under Brier score (Fig. 6)",
+        "|emergence score| multiple-choice grade > |emergence score| Brier score, same models and choices",
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def encode_operands(task: ArithmeticTask, a: jax.Array, b: jax.Array) -> jax.Array:
+    """``task.encode(a, b)["tokens"]`` computed with array ops, so batches can be drawn inside jit.
+
+    Args:
+      task: the arithmetic task (operands must fit int32: ``num_digits <= 4``).
+      a, b: ``(B,)`` int operands in ``[0, 10^num_digits)``.
+
+    Returns:
+      ``(B, task.seq_len)`` int32 tokens ``<bos> a op b = answer <eos>``.
+    """
+    tok = task.tokenizer
+    n = task.num_digits
+    a = jnp.asarray(a, jnp.int32)
+    b = jnp.asarray(b, jnp.int32)
+    c = a + b if task.op == "add" else a * b
+
+    def digits(x, width):  # most significant first
+        powers = 10 ** jnp.arange(width - 1, -1, -1, dtype=jnp.int32)
+        return (x[:, None] // powers[None]) % 10
+
+    answer = digits(c, task.answer_len)
+    if task.reverse_answer:
+        answer = answer[:, ::-1]
+    zero = tok.encode("0")[0]
+    col = lambda i: jnp.full((a.shape[0], 1), i, jnp.int32)  # noqa: E731
+    op_id = tok.encode("+" if task.op == "add" else "*")[0]
+    return jnp.concatenate(
+        [col(tok.bos_id), digits(a, n) + zero, col(op_id), digits(b, n) + zero, col(tok.encode("=")[0]),
+         answer + zero, col(tok.eos_id)], axis=1,
+    )
+
+
+def multiple_choice_items(
+    rng: np.random.Generator, answer: np.ndarray, num_choices: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Choices for a multiple-choice version of the task: the answer and one-digit perturbations of it.
+
+    Each distractor changes one answer digit to another digit; the ``num_choices - 1`` distractors
+    of an item are distinct ``(position, digit)`` changes, and the correct answer sits at a uniform
+    random index.
+
+    Args:
+      rng: NumPy generator.
+      answer: ``(B, L)`` answer token ids (digits ``'0'..'9'``).
+      num_choices: ``K`` (at most ``9 L + 1``).
+
+    Returns:
+      ``choices (B, K, L)`` token ids and ``correct (B,)`` int32 indices.
+    """
+    bsz, length = answer.shape
+    zero = ArithmeticTask().tokenizer.encode("0")[0]
+    digit = answer - zero
+    edits = np.argsort(rng.random((bsz, 9 * length)), axis=1)[:, : num_choices - 1]  # distinct (pos, shift)
+    pos, shift = edits // 9, edits % 9 + 1
+    wrong = np.repeat(answer[:, None, :], num_choices - 1, axis=1).copy()
+    rows = np.arange(bsz)[:, None]
+    wrong[rows, np.arange(num_choices - 1)[None], pos] = (digit[rows, pos] + shift) % 10 + zero
+    correct = rng.integers(0, num_choices, bsz).astype(np.int32)
+    choices = np.empty((bsz, num_choices, length), answer.dtype)
+    for k in range(num_choices):  # insert the answer at ``correct``; distractors fill the rest in order
+        src = np.clip(k - (k > correct), 0, num_choices - 2)
+        choices[:, k] = np.where((k == correct)[:, None], answer, wrong[rows[:, 0], src])
+    return choices, correct
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def family(config: ml_collections.ConfigDict, task: ArithmeticTask) -> list[TransformerConfig]:
+    """The model family: one ``TransformerConfig`` per entry of ``config.family``."""
+    f = config.family
+    n = len(f.d_model)
+    if not all(len(f[k]) == n for k in ("num_layers", "num_heads", "lr")):
+        raise ValueError("emergence: family.d_model, num_layers, num_heads and lr must have equal lengths")
+    return [
+        TransformerConfig(vocab_size=task.tokenizer.vocab_size, d_model=d, num_heads=h, num_layers=nl,
+                          max_len=task.seq_len)
+        for d, nl, h in zip(f.d_model, f.num_layers, f.num_heads)
+    ]
+
+
+def _train(config, task, model_cfg: TransformerConfig, lr: float, index: int, workdir: Path, progress: bool):
+    """Trains one model of the family with the shared loop; one logged step = ``updates_per_step`` updates."""
+    t = config.train
+    model = TransformerLM(model_cfg)
+    total = t.num_steps * t.updates_per_step
+    opt = optax.chain(
+        optax.clip_by_global_norm(t.max_grad_norm),
+        optax.adamw(optax.warmup_cosine_decay_schedule(0.0, lr, min(t.warmup, total - 1), total), weight_decay=t.weight_decay),
+    )
+    init_key = jax.random.fold_in(jax.random.key(config.seed), 1 + index)
+    data_key = jax.random.key(config.seed)  # every model sees the same problems
+    params = model.init(init_key, jnp.zeros((1, task.seq_len), jnp.int32))["params"]
+    update = make_train_step(lm_loss_fn(model), opt, jit=False)
+    loss_mask = jnp.arange(task.seq_len)[None, :] >= task.prompt_len
+    hi = 10**task.num_digits
+
+    def many_updates(state, batch):
+        def body(s, k):
+            ka, kb = jax.random.split(jax.random.fold_in(jax.random.fold_in(data_key, batch["step"]), k))
+            a = jax.random.randint(ka, (t.batch_size,), 0, hi)
+            b = jax.random.randint(kb, (t.batch_size,), 0, hi)
+            tokens = encode_operands(task, a, b)
+            return update(s, {"tokens": tokens, "loss_mask": jnp.broadcast_to(loss_mask, tokens.shape)})
+
+        s, metrics = jax.lax.scan(body, state, jnp.arange(t.updates_per_step))
+        return s.replace(step=state.step + 1), jax.tree.map(jnp.mean, metrics)
+
+    run_cfg = ml_collections.ConfigDict(
+        {"task": config.task.to_dict(), "train": t.to_dict(), "lr": lr, "model": repr(model_cfg), "seed": config.seed,
+         "index": index}
+    )
+    state = TrainState.create(params, opt)
+    out = fit(
+        state,
+        _compile(jax.jit(many_updates, donate_argnums=0), config.fast_compile, state, {"step": np.int32(0)}),
+        lambda step: {"step": np.int32(step)},
+        num_steps=t.num_steps,
+        workdir=workdir,
+        checkpoint_every=t.checkpoint_every,
+        keep_checkpoints=1,
+        fingerprint=config_fingerprint(run_cfg),
+        log_every=1,
+        progress=progress,
+        desc=f"{NAME} d={model_cfg.d_model} L={model_cfg.num_layers}",
+    )
+    return model, out
+
+
+def _compile(jitted, fast: bool, *args):
+    """``jitted`` itself, or on CPU with ``fast`` its executable compiled at XLA backend optimization
+    level 0: for these tiny models compiling dominates the run, and level 0 compiles ~2.5x faster
+    while running about as fast."""
+    if not fast or jax.default_backend() != "cpu":
+        return jitted
+    return jitted.lower(*args).compile(compiler_options={"xla_backend_optimization_level": 0})
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _evaluate_chunk(apply_fn, prompt_len: int, answer_len: int, params, prompts, scored):
+    """One compiled evaluation call: greedy answers to ``prompts`` ``(C, P)``, and the answer
+    log-likelihood and per-token cross-entropy of the full sequences ``scored`` ``(C, T)``."""
+    pred = generate(apply_fn, params, prompts, jax.random.key(0), max_new_tokens=answer_len)
+    logits = apply_fn(params, scored)[:, prompt_len - 1 : prompt_len - 1 + answer_len]
+    targets = scored[:, prompt_len : prompt_len + answer_len]
+    return pred, sequence_log_likelihood(logits, targets), per_token_cross_entropy(logits, targets)
+
+
+def evaluate_model(
+    model, params, task: ArithmeticTask, test: dict, mc: dict, chunk: int, fast_compile: bool = False
+) -> dict[str, np.ndarray]:
+    """Per-item metrics of one model.
+
+    Greedy answers to every test prompt, scored with exact match and token edit distance; for the
+    multiple-choice items, every choice's answer log-likelihood (teacher forcing), giving the
+    multiple-choice grade and Brier score, and the per-token cross-entropy of the true answer. The
+    test set is processed in ``chunk`` prompts per call together with ``chunk`` choice sequences, so
+    each model compiles one evaluation program.
+
+    Args:
+      model: the ``TransformerLM``.
+      params: its parameters.
+      task: the arithmetic task.
+      test: ``{"tokens": (M, T), "answer": (M, L)}`` with ``M`` a multiple of ``chunk``.
+      mc: ``{"tokens": (M / chunk * chunk / K, K, T), "correct": (...)}`` from :func:`multiple_choice_items`
+        (``chunk / K`` items per chunk).
+      chunk: prompts per call.
+      fast_compile: on CPU, compile the evaluation program at XLA optimization level 0.
+
+    Returns:
+      ``pred (M, L)``, per test item ``exact_match``, ``edit_distance``, ``token_accuracy``; per
+      multiple-choice item ``cross_entropy``, ``mc_grade``, ``brier``.
+    """
+    apply_fn = LMApply(model)
+    n = test["tokens"].shape[0]
+    b, k, tlen = mc["tokens"].shape
+    flat = mc["tokens"].reshape(b * k, tlen)
+    if n % chunk or b * k != (n // chunk) * chunk:
+        raise ValueError(f"evaluate_model: need num_test a multiple of chunk={chunk} and chunk/K MC items per chunk")
+    preds, ll, ce = [], [], []
+    static = (apply_fn, task.prompt_len, task.answer_len)
+    call = partial(_evaluate_chunk, *static)
+    if fast_compile and jax.default_backend() == "cpu":
+        example = (params, jnp.zeros((chunk, task.prompt_len), jnp.int32), jnp.zeros((chunk, tlen), jnp.int32))
+        call = _compile(_evaluate_chunk, True, *static, *example)
+    for j in range(n // chunk):
+        prompts = jnp.asarray(test["tokens"][j * chunk : (j + 1) * chunk, : task.prompt_len], jnp.int32)
+        out = call(params, prompts, jnp.asarray(flat[j * chunk : (j + 1) * chunk], jnp.int32))
+        preds.append(np.asarray(out[0]))
+        ll.append(np.asarray(out[1]))
+        ce.append(np.asarray(out[2]))
+    pred = np.concatenate(preds)
+    answer = test["answer"]
+    ll = np.concatenate(ll).reshape(b, k)
+    ce = np.concatenate(ce).reshape(b, k)[np.arange(b), mc["correct"]]
+    return {
+        "pred": pred,
+        "exact_match": np.asarray(exact_match(pred, answer)),
+        "edit_distance": np.asarray(token_edit_distance(pred, answer)).astype(np.float32),
+        "token_accuracy": (pred == answer).mean(-1),
+        "cross_entropy": ce,
+        "mc_grade": np.asarray(multiple_choice_grade(jnp.asarray(ll), jnp.asarray(mc["correct"]))),
+        "brier": np.asarray(brier_score(jnp.asarray(ll), jnp.asarray(mc["correct"]))),
+    }
+
+
+def simulate_analytic(config: ml_collections.ConfigDict, key: jax.Array) -> dict[str, np.ndarray]:
+    """Samples outputs from the analytic model and scores them with our metrics.
+
+    For each ``N`` on a log grid: ``p = exp(-(N/c)^alpha)``; each of ``L`` answer tokens is right
+    with probability ``p`` and otherwise a uniformly random wrong digit; the samples are scored with
+    :func:`exact_match` and :func:`token_edit_distance` against the target.
+    """
+    a = config.analytic
+    n_grid = np.logspace(np.log10(a.n_min), np.log10(a.n_max), a.num_points)
+    p = np.asarray(token_probability(power_law_cross_entropy(n_grid, a.c, a.alpha)))
+    em, ed = _simulate(key, jnp.asarray(p, jnp.float32), a.num_items, a.length)
+    return {
+        "num_params": n_grid,
+        "p": p,
+        "exact_match": np.asarray(em),
+        "edit_distance": np.asarray(ed),
+        "exact_match_closed_form": np.asarray(analytic_exact_match(p, a.length)),
+        "edit_distance_closed_form": np.asarray(analytic_edit_distance(p, a.length)),
+    }
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _simulate(key, p, num_items: int, length: int):
+    k_target, k_ok, k_wrong = jax.random.split(key, 3)
+    g = p.shape[0]
+    target = jax.random.randint(k_target, (g * num_items, length), 0, 10)
+    ok = jax.random.bernoulli(k_ok, jnp.repeat(p, num_items)[:, None], target.shape)
+    pred = jnp.where(ok, target, (target + jax.random.randint(k_wrong, target.shape, 1, 10)) % 10)
+    em = exact_match(pred, target).reshape(g, num_items).mean(1)
+    ed = token_edit_distance(pred, target).reshape(g, num_items).mean(1)
+    return em, ed
+
+
+def _fmt_score(x: float) -> str:
+    return "inf" if not np.isfinite(x) else f"{x:.2f}"
+
+
+def _ratio(num: float, den: float) -> float:
+    num, den = abs(num), abs(den)
+    if not np.isfinite(num):
+        return np.inf
+    return num / den if den > 0 else (np.inf if num > 0 else 1.0)
+
+
+def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = True) -> reproduce.Result:
+    """Trains the family (resuming from ``workdir``), evaluates every model, simulates, plots."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    task = ArithmeticTask(config.task.op, config.task.num_digits, config.task.reverse_answer)
+    cfgs = family(config, task)
+    num_params = np.array([c.num_params() for c in cfgs], np.float64)
+
+    # Fixed test problems (a NumPy stream apart from the training stream), and the MC version.
+    test = task.sample(np.random.default_rng((config.seed, 10**9)), config.eval.num_test)
+    chunk, k = config.eval.chunk, config.eval.num_choices
+    if config.eval.num_test % chunk or chunk % k:
+        raise ValueError(f"emergence: eval.num_test must be a multiple of eval.chunk ({chunk}), and chunk of num_choices")
+    mc_idx = (np.arange(config.eval.num_test // chunk)[:, None] * chunk + np.arange(chunk // k)[None]).ravel()
+    choices, correct = multiple_choice_items(np.random.default_rng((config.seed, 10**9 + 1)), test["answer"][mc_idx], k)
+    mc_tokens = np.repeat(test["tokens"][mc_idx][:, None], k, axis=1)
+    mc_tokens[:, :, task.prompt_len : task.prompt_len + task.answer_len] = choices
+    mc = {"tokens": mc_tokens, "correct": correct}
+
+    per_model = []
+    for i, (mcfg, lr) in enumerate(zip(cfgs, config.family.lr)):
+        model, out = _train(config, task, mcfg, lr, i, workdir / f"model{i}_d{mcfg.d_model}_l{mcfg.num_layers}", progress)
+        per_model.append(evaluate_model(model, out.state.params, task, test, mc, config.eval.chunk, config.fast_compile))
+
+    keys = ("exact_match", "edit_distance", "token_accuracy", "cross_entropy", "mc_grade", "brier")
+    means = {k: np.array([m[k].mean() for m in per_model]) for k in keys}
+    ci_key = jax.random.fold_in(jax.random.key(config.seed), 10**6)
+    cis = {
+        k: bootstrap_ci(ci_key, np.stack([m[k] for m in per_model], 1), num_resamples=config.eval.bootstrap)
+        for k in ("exact_match", "edit_distance", "mc_grade", "brier")
+    }
+    scores = {k: float(emergence_score(means[k], num_params)) for k in keys}
+
+    # mirage: the same outputs, two metrics
+    ratio = _ratio(scores["exact_match"], scores["edit_distance"])
+    mirage_ok = ratio >= config.criteria.min_score_ratio and num_params.max() / num_params.min() >= 30 and len(cfgs) >= 5
+
+    # resolution: the first num_small items vs all of them
+    small = np.array([m["exact_match"][: config.eval.num_small].mean() for m in per_model])
+    zero_small = int((small == 0).sum())
+    zero_large = int((means["exact_match"] == 0).sum())
+    resolution_ok = zero_small >= 1 and zero_large == 0
+
+    # analytic model
+    sim = simulate_analytic(config, jax.random.fold_in(jax.random.key(config.seed), 7))
+    sim_err = max(
+        float(np.abs(sim["exact_match"] - sim["exact_match_closed_form"]).max()),
+        float(np.abs(sim["edit_distance"] - sim["edit_distance_closed_form"]).max()) / config.analytic.length,
+    )
+    analytic_ok = sim_err <= config.criteria.analytic_tolerance
+
+    # multiple choice
+    mc_ok = abs(scores["mc_grade"]) > abs(scores["brier"])
+
+    # the analytic model's prediction from each model's own per-token cross-entropy
+    p_hat = np.exp(-means["cross_entropy"])
+    predicted_em = p_hat**task.answer_len
+    figures = [
+        _plot_family(workdir / "emergence_metrics.png", num_params, means, cis, small, predicted_em, config, task),
+        _plot_analytic(workdir / "emergence_analytic.png", sim, config),
+        _plot_multiple_choice(workdir / "emergence_multiple_choice.png", num_params, means, cis, config),
+    ]
+    table = " / ".join(
+        f"{int(n)}: EM {em:.4f}, ED {ed:.3f}" for n, em, ed in zip(num_params, means["exact_match"], means["edit_distance"])
+    )
+    findings = [
+        reproduce.Finding(
+            "mirage",
+            f"score EM {_fmt_score(scores['exact_match'])} vs ED {_fmt_score(scores['edit_distance'])} (ratio {_fmt_score(ratio)})",
+            bool(mirage_ok),
+            f"{len(cfgs)} models, {int(num_params.min())}-{int(num_params.max())} parameters "
+            f"({num_params.max() / num_params.min():.0f}x), {config.eval.num_test} test problems "
+            f"({config.task.num_digits}-digit {config.task.op}): {table}",
+        ),
+        reproduce.Finding(
+            "resolution",
+            f"min exact match {float(means['exact_match'].min()):.2g}; {zero_small} -> {zero_large} models at 0",
+            bool(resolution_ok),
+            f"exact match on {config.eval.num_small} items: {np.round(small, 4).tolist()}; on {config.eval.num_test}: "
+            f"{np.round(means['exact_match'], 5).tolist()} (resolution {float(resolution(config.eval.num_test)):.1e}); "
+            f"items needed to see the smallest nonzero accuracy with 95% probability: "
+            f"{int(items_to_resolve(max(float(means['exact_match'].min()), 1e-9)))}",
+        ),
+        reproduce.Finding(
+            "analytic",
+            f"largest deviation {sim_err:.4f}",
+            bool(analytic_ok),
+            f"L_CE = (N/{config.analytic.c:.3g})^{config.analytic.alpha}, L = {config.analytic.length}, "
+            f"{config.analytic.num_items} simulated answers at each of {config.analytic.num_points} N; p from "
+            f"{sim['p'][0]:.3f} to {sim['p'][-1]:.3f}; emergence scores on this grid: exact match "
+            f"{_fmt_score(float(emergence_score(sim['exact_match'])))}, edit distance "
+            f"{_fmt_score(float(emergence_score(sim['edit_distance'])))} (in log N both are the same Gumbel-type "
+            f"curve, exact match shifted by log(L)/|alpha|, so the score depends on the window)",
+        ),
+        reproduce.Finding(
+            "multiple_choice",
+            f"score MC grade {_fmt_score(scores['mc_grade'])} vs Brier {_fmt_score(scores['brier'])}",
+            bool(mc_ok),
+            f"{len(correct)} items with {config.eval.num_choices} choices; MC grade "
+            f"{np.round(means['mc_grade'], 3).tolist()}, Brier {np.round(means['brier'], 3).tolist()}",
+        ),
+    ]
+    metrics = {
+        "num_params": num_params.tolist(),
+        **{f"mean_{k}": v.tolist() for k, v in means.items()},
+        **{f"ci_{k}": [np.asarray(c.low).tolist(), np.asarray(c.high).tolist()] for k, c in cis.items()},
+        "emergence_scores": {k: (v if np.isfinite(v) else repr(v)) for k, v in scores.items()},
+        "exact_match_small": small.tolist(),
+        "predicted_exact_match": predicted_em.tolist(),
+        "analytic": {k: np.asarray(v).tolist() for k, v in sim.items()},
+    }
+    tok = task.tokenizer
+    notes = "Greedy answers of the largest and smallest model (least-significant digit first):\n\n" + "\n".join(
+        f"    {tok.decode(test['tokens'][j, : task.prompt_len])} target {tok.decode(test['answer'][j])}: "
+        f"smallest {tok.decode(per_model[0]['pred'][j])}, largest {tok.decode(per_model[-1]['pred'][j])}"
+        for j in range(6)
+    )
+    return reproduce.Result(findings=findings, metrics=metrics, figures=[f.name for f in figures], notes=notes)
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _errorbar(ax, x, ci, mean, **kw):
+    lo, hi = np.asarray(ci.low), np.asarray(ci.high)
+    ax.errorbar(x, mean, yerr=[np.maximum(mean - lo, 0), np.maximum(hi - mean, 0)], fmt="o-", capsize=3, **kw)
+
+
+def _plot_family(path, n, means, cis, small, predicted_em, config, task) -> Path:
+    fig = Figure(figsize=(15, 3.8))
+    ax = fig.subplots(1, 4)
+    _errorbar(ax[0], n, cis["exact_match"], means["exact_match"], color="C3")
+    ax[0].set(xscale="log", xlabel="parameters", ylabel="exact match", title="exact match (nonlinear)")
+    _errorbar(ax[1], n, cis["edit_distance"], means["edit_distance"], color="C0")
+    ax[1].set(xscale="log", xlabel="parameters", ylabel="token edit distance", title="same outputs: edit distance")
+    ax[2].loglog(n, means["cross_entropy"], "o-", color="C2")
+    ax[2].set(xlabel="parameters", ylabel="per-token cross-entropy", title="answer cross-entropy")
+    floor = 0.5 / config.eval.num_test
+    ax[3].semilogx(n, np.maximum(small, floor), "s--", color="C7", label=f"{config.eval.num_small} items")
+    ax[3].semilogx(n, np.maximum(means["exact_match"], floor), "o-", color="C3", label=f"{config.eval.num_test} items")
+    ax[3].semilogx(n, predicted_em, "k:", label=f"exp(-CE)^{task.answer_len}")
+    ax[3].set(yscale="log", xlabel="parameters", ylabel="exact match (0 drawn at floor)", title="resolution")
+    ax[3].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _plot_analytic(path, sim, config) -> Path:
+    fig = Figure(figsize=(11, 3.6))
+    ax = fig.subplots(1, 3)
+    n = sim["num_params"]
+    ax[0].loglog(n, -np.log(sim["p"]), "-", color="C2")
+    ax[0].set(xlabel="parameters N", ylabel="L_CE = (N/c)^alpha", title="per-token cross-entropy")
+    ax[1].semilogx(n, sim["exact_match_closed_form"], "-", color="C3", label="p^L")
+    ax[1].semilogx(n, sim["exact_match"], "o", color="C3", label="simulated")
+    ax[1].set(xlabel="parameters N", ylabel="exact match", title="nonlinear metric")
+    ax[1].legend()
+    ax[2].semilogx(n, sim["edit_distance_closed_form"], "-", color="C0", label="L(1-p)")
+    ax[2].semilogx(n, sim["edit_distance"], "o", color="C0", label="simulated")
+    ax[2].set(xlabel="parameters N", ylabel="token edit distance", title="linear metric")
+    ax[2].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _plot_multiple_choice(path, n, means, cis, config) -> Path:
+    fig = Figure(figsize=(8, 3.6))
+    ax = fig.subplots(1, 2)
+    _errorbar(ax[0], n, cis["mc_grade"], means["mc_grade"], color="C3")
+    ax[0].axhline(1 / config.eval.num_choices, color="gray", ls=":", label="chance")
+    ax[0].set(xscale="log", xlabel="parameters", ylabel="multiple-choice grade", title="multiple-choice grade")
+    ax[0].legend()
+    _errorbar(ax[1], n, cis["brier"], means["brier"], color="C0")
+    ax[1].set(xscale="log", xlabel="parameters", ylabel="Brier score (lower is better)", title="Brier score")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+REPRODUCTION = reproduce.register(
+    reproduce.Reproduction(
+        name=NAME,
+        title="emergent abilities as a metric artifact: exact match vs token edit distance on tiny LMs",
+        paper="Schaeffer, Miranda & Koyejo, Are Emergent Abilities of Large Language Models a Mirage? (NeurIPS 2023)",
+        claims=CLAIMS,
+        config="emergence",
+        run=run,
+        notebook="colab/emergence.ipynb",
+    )
+)
