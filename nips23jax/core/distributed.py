@@ -99,7 +99,8 @@ class ProcessInfo(NamedTuple):
     local_device_count: int
     device_count: int
     cluster: str | None
-    """How the job was set up: ``"launch"``, ``"slurm"``, ``"ompi"``, ``"tpu"``, ``"env"``, or None (one process)."""
+    """How the job was set up: ``"launch"``, ``"slurm"``, ``"ompi"``, ``"tpu"``, ``"env"``, ``"explicit"``
+    (arguments to :func:`initialize`), or None (a lone process)."""
 
 
 def _int_env(environ: Mapping[str, str], name: str) -> int | None:
@@ -414,7 +415,8 @@ def _describe_exit(code: int) -> str:
     return f"exited with status {code}"
 
 
-_UNHEALTHY = re.compile(r"task:(\d+)")
+_TASK = re.compile(r"task:(\d+)")
+_TASK_LINE = re.compile(r"(?:\S*task:)?(\d+),?")
 
 
 def _child_env(base: Mapping[str, str], i: int, n: int, address: str, devices: int | None, heartbeat: int) -> dict:
@@ -499,7 +501,7 @@ def launch(
     def pump(i: int, stream) -> None:
         for raw in iter(stream.readline, b""):
             line = raw.decode(errors="replace").rstrip("\r\n")
-            tails[i] = (tails[i] + [line])[-50:]
+            tails[i] = (tails[i] + [line])[-200:]
             with lock:
                 out.write(f"[{i}] {line}\n")
                 out.flush()
@@ -572,11 +574,22 @@ def launch(
 
 
 def _unhealthy_tasks(lines: Sequence[str]) -> list[int]:
-    text = "\n".join(lines)
-    at = text.find("unhealthy")
-    if at < 0:
-        return []
-    return sorted({int(m) for m in _UNHEALTHY.findall(text[at:at + 2000])})
+    """Task ids that ``jax.distributed`` reported as unhealthy in a process's last output lines.
+
+    JAX prints ``The following tasks are unhealthy (stopped sending heartbeats):`` followed by one task
+    per line, either a bare index (``1``) or a task name (``/job:jax_worker/replica:0/task:1``).
+    """
+    ids: set[int] = set()
+    for j, line in enumerate(lines):
+        if "unhealthy" not in line:
+            continue
+        ids.update(int(m) for m in _TASK.findall(line))
+        for following in lines[j + 1:j + 1 + 1024]:
+            m = _TASK_LINE.fullmatch(following.strip())
+            if not m:
+                break
+            ids.add(int(m.group(1)))
+    return sorted(ids)
 
 
 def _signal_group(p: subprocess.Popen, sig: int) -> None:
