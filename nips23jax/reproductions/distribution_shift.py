@@ -243,7 +243,8 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
             "; ".join(
                 f"{c}: " + ", ".join(f"{t} {getattr(estimates[c].terms, t):+.3f}±{getattr(estimates[c].se, t):.3f} "
                                      f"(truth {truths[c][t]:+.3f})" for t in TERMS)
-                + f", Y|X share {estimates[c].terms.yx_share:.2f} (truth {truths[c]['yx_share']:.2f})"
+                + (f", Y|X share {estimates[c].terms.yx_share:.2f} (truth {truths[c]['yx_share']:.2f})"
+                   if abs(truths[c]["total"]) > 1e-6 else "")
                 for c in CASES
             ),
         ),

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.scipy.linalg import cho_factor, cho_solve
 from jax.typing import ArrayLike
 
 from nips23jax.core.train import as_key
@@ -120,7 +121,7 @@ def _fit_newton(z: jax.Array, t: jax.Array, w: jax.Array, l2: float, num_steps: 
         mu = jax.nn.sigmoid(zb @ theta)
         grad = zb.T @ (wn * (mu - t)) + reg * theta
         hess = (zb * (wn * mu * (1 - mu))[:, None]).T @ zb + jnp.diag(reg + 1e-8)
-        delta = jnp.linalg.solve(hess, grad)
+        delta = cho_solve(cho_factor(hess), grad)  # the penalized Hessian is positive definite
         return i + 1, theta - delta, jnp.max(jnp.abs(delta))
 
     def cond(carry):

@@ -100,6 +100,16 @@ def test_estimate_matches_exact_density_ground_truth(shifted):
     assert float(truth.y_given_x) < -0.05 and float(truth.x_shift_s_to_q) > 0.02  # both kinds of shift present
 
 
+def test_ground_truth_of_a_pure_label_shift_is_all_y_given_x():
+    target = SOURCE._replace(beta=jnp.array([1.5, -1.0]))
+    t = disde_ground_truth(0, SOURCE, target, h, num=200_000)  # same h and num as above: no recompile
+    assert abs(float(t.x_shift_p_to_s)) < 1e-6 and abs(float(t.x_shift_s_to_q)) < 1e-6
+    np.testing.assert_allclose(t.y_given_x, t.total, atol=1e-6)
+    assert float(t.total) < -0.1
+    null = disde_ground_truth(1, SOURCE, SOURCE, h, num=200_000)
+    assert all(abs(float(v)) < 1e-6 for v in (null.total, null.x_shift_p_to_s, null.y_given_x, null.x_shift_s_to_q))
+
+
 def test_null_case_all_terms_near_zero():
     data = _draw(SOURCE, SOURCE, 20)
     r = disde(*data, key=jax.random.key(1), num_bootstrap=B)
@@ -114,6 +124,14 @@ def test_same_key_same_result(shifted):
     assert again.terms == r.terms and again.se == r.se
     other = disde(*data, key=jax.random.key(7), num_bootstrap=B)
     assert other.se != r.se
+
+
+def test_fixed_pi_bootstrap(shifted):
+    data, r = shifted
+    fixed = disde(*data, key=jax.random.key(0), num_bootstrap=B, refit_bootstrap=False)
+    np.testing.assert_allclose(list(fixed.terms), list(r.terms), rtol=1e-5, atol=1e-6)  # same point estimate
+    np.testing.assert_allclose(fixed.bootstrap.total, r.bootstrap.total, rtol=1e-6)  # same resamples
+    assert all(np.isfinite(v) and v > 0 for v in fixed.se)
 
 
 def test_no_overlap_warns_that_s_is_empty():

@@ -1,10 +1,9 @@
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal, norm
 
-from nips23jax.shift import Population, conditional_accuracy, disde_ground_truth, exact_shared_weights, sample_population
+from nips23jax.shift import Population, conditional_accuracy, exact_shared_weights, sample_population
 from nips23jax.shift.synthetic import label_probability, log_density
 
 POP = Population.create([0.5, -1.0, 0.0], [1.0, 2.0, 0.5], [1.0, 0.5, -2.0], bias=0.2, noise=0.7)
@@ -21,24 +20,22 @@ def test_density_and_labels_match_scipy():
 
 
 def test_samples_have_the_population_moments():
-    x, y = sample_population(jax.random.key(0), POP, 20_000)
+    x, y = sample_population(jax.random.key(0), POP, 8000)
     x, y = np.asarray(x, np.float64), np.asarray(y)
-    np.testing.assert_allclose(x.mean(0), POP.mean, atol=0.05)
-    np.testing.assert_allclose(x.std(0), POP.std, rtol=0.03)
+    np.testing.assert_allclose(x.mean(0), POP.mean, atol=0.06)
+    np.testing.assert_allclose(x.std(0), POP.std, rtol=0.04)
     eta = norm.cdf((x @ np.asarray(POP.beta) + 0.2) / 0.7)
-    assert abs(y.mean() - eta.mean()) < 0.015
-    np.testing.assert_array_equal(x, sample_population(jax.random.PRNGKey(0), POP, 20_000)[0])
+    assert abs(y.mean() - eta.mean()) < 0.02
+    np.testing.assert_array_equal(x, sample_population(jax.random.PRNGKey(0), POP, 8000)[0])
 
 
-def test_ground_truth_of_a_pure_label_shift_is_all_y_given_x():
-    source = Population.create(0.0, 1.0, [1.0, 1.0])
-    target = source._replace(beta=jnp.array([1.0, -1.0]))
-    h = lambda x: (x.sum(1) > 0).astype(jnp.int32)  # noqa: E731
-    t = disde_ground_truth(0, source, target, h, num=100_000)
-    assert abs(float(t.x_shift_p_to_s)) < 1e-6 and abs(float(t.x_shift_s_to_q)) < 1e-6
-    np.testing.assert_allclose(t.y_given_x, t.total, atol=1e-6)
-    wp, wq = exact_shared_weights(source, source, jnp.ones((4, 2)))
-    np.testing.assert_allclose(wp, 0.5) and np.testing.assert_allclose(wq, 0.5)
+def test_exact_shared_weights():
+    other = POP._replace(mean=POP.mean + 1.0)
+    x = np.random.default_rng(1).normal(size=(6, 3))
+    p, q = np.exp(log_density(POP, x)), np.exp(log_density(other, x))
+    wp, wq = exact_shared_weights(POP, other, x)
+    np.testing.assert_allclose(wp, q / (p + q), rtol=1e-5)
+    np.testing.assert_allclose(wq, p / (p + q), rtol=1e-5)
 
 
 def test_bad_population():
