@@ -13,6 +13,7 @@ refined by a second grid around the best point (relative resolution ≈ 1e-5 in 
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -89,9 +90,16 @@ def optimal_allocation(
         raise ValueError(f"optimal_allocation: num_points must be an int >= 5, got {num_points!r}")
     if not decades > 0:
         raise ValueError(f"optimal_allocation: decades must be > 0, got {decades!r}")
-    dtype = jnp.result_type(jnp.asarray(C), jnp.asarray(U_D), jnp.float32)
+    dtype = jnp.result_type(jnp.asarray(C), jnp.asarray(U_D))
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.asarray(0.0).dtype
     C, U_D = jnp.broadcast_arrays(jnp.asarray(C, dtype), jnp.asarray(U_D, dtype))
     shape = C.shape
-    fn = jax.vmap(lambda c, u: _allocate_one(c, u, params, int(num_points), float(decades)))
-    n, d, e, loss = fn(C.reshape(-1), U_D.reshape(-1))
+    params = jax.tree.map(lambda v: jnp.asarray(v, dtype), params)
+    n, d, e, loss = _allocate(C.reshape(-1), U_D.reshape(-1), params, int(num_points), float(decades))
     return Allocation(*(x.reshape(shape) for x in (n, d, e, loss)))
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _allocate(C, U_D, params, num_points, decades):
+    return jax.vmap(lambda c, u: _allocate_one(c, u, params, num_points, decades))(C, U_D)

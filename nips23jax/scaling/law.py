@@ -105,9 +105,11 @@ def _check_params(params: DataConstrainedParams, fn: str) -> None:
 
 
 def _float(*xs):
-    dtype = jnp.result_type(*[jnp.asarray(x) for x in xs], jnp.float32)
+    """Arrays of the inputs' common float dtype (Python numbers: the default float, i.e. float64
+    under ``jax.enable_x64``; integers are promoted to it)."""
+    dtype = jnp.result_type(*[jnp.asarray(x) for x in xs])
     if not jnp.issubdtype(dtype, jnp.floating):
-        dtype = jnp.float32
+        dtype = jnp.asarray(0.0).dtype
     return [jnp.asarray(x, dtype) for x in xs]
 
 
