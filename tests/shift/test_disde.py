@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
-from scipy.stats import multivariate_normal, norm
+from scipy.stats import multivariate_normal
 
 from nips23jax.core import make_mesh
 from nips23jax.shift import (
