@@ -1,0 +1,23 @@
+"""benchmarks/discs.py end to end at tiny sizes, run as a user runs it (a subprocess, one device)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+TINY = ["--sides", "3", "--chains", "4", "--steps", "20", "--hb-block-size", "4", "--block-size", "2"]
+
+
+@pytest.mark.slow
+def test_discs_benchmark_runs_and_prints_its_table(repo_root):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device, as a user has
+    out = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "discs.py"), *TINY],
+                         capture_output=True, text=True, cwd=repo_root, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+    text = out.stdout
+    assert "**Ising 3x3 (d=9), λ=0.5, μ=0.5**" in text
+    assert "| sampler | ESS/step | ESS/eval |" in text
+    for name in ("rwm (baseline)", "gibbs", "block_gibbs", "hamming_ball", "gwg", "pas", "dmala", "dlmc"):
+        assert f"| {name} |" in text, name
+    assert "| rwm (baseline) |" in text and "| 1.00x |" in text
