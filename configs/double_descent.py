@@ -50,7 +50,7 @@ def get_config(arg=None):
     c.rff.bandwidth = 5.0
     c.rff.num_draws = 1 if quick else 3
     # P / n; must contain 1.0 (P = n)
-    c.rff.ratios = ([0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 4.0, 10.0] if quick else
+    c.rff.ratios = ([0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.5, 2.0, 4.0, 10.0] if quick else
                     [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.35,
                      1.5, 2.0, 3.0, 5.0, 10.0])
     c.rff.rtol = 1e-11                    # eigenvalues of the Gram matrix below rtol·λ_max are zero (float64)
@@ -69,7 +69,7 @@ def get_config(arg=None):
     c.boosting.learning_rate = 0.85
     c.boosting.max_leaf_nodes = 10
     c.boosting.max_features = "sqrt"
-    c.boosting.num_rounds = 100 if quick else 200
+    c.boosting.num_rounds = 80 if quick else 200
     c.boosting.round_grid = [1, 2, 3, 5, 8, 12, 20, 30, 50, 80, 120, 160, 200]
     c.boosting.ensemble_sizes = [1, 2, 3, 5] if quick else [1, 2, 3, 5, 10]
 

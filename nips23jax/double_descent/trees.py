@@ -248,7 +248,8 @@ def leaf_boosting_smoother(
     if init not in ("zero", "mean"):
         raise ValueError(f"{fn}: init must be 'zero' or 'mean', got {init!r}")
     w = _weights(train_weights, tl.shape, fn, "train_weights")
-    num_leaves = int(max(int(jnp.max(tl)), int(jnp.max(ql)))) + 1
+    # a static bound on the leaf ids, rounded up to a power of two so that similar trees share one compile
+    num_leaves = 1 << int(max(int(jnp.max(tl)), int(jnp.max(ql)))).bit_length()
     return _boost_scan(tl, ql, w, jnp.asarray(learning_rate, w.dtype), tuple(per_round_args),
                        num_leaves=num_leaves, init=init, per_round=per_round)
 

@@ -43,11 +43,13 @@ def test_rff_regression_matches_lstsq_and_peaks_at_interpolation():
         p_test = {}
         for p in (5, 20, 200):
             rff = bank.take(p)
-            s = rff_regression_smoother(rff, x, xq)
-            phi, phiq = np.asarray(rff_features(rff, x)), np.asarray(rff_features(rff, xq))
+            both = rff_regression_smoother(rff, x, np.concatenate([x, xq]))  # training rows, then test rows
+            s = both[20:]
+            w, b = np.asarray(rff.frequencies), np.asarray(rff.phases)
+            phi, phiq = np.cos(x @ w + b), np.cos(xq @ w + b)  # NumPy features (bandwidth 1; scale drops out)
             ref = phiq @ np.linalg.lstsq(phi, y, rcond=None)[0]
             np.testing.assert_allclose(s @ y, ref, rtol=1e-6, atol=1e-8)
-            np.testing.assert_allclose(effective_parameters(rff_regression_smoother(rff, x, x)), min(p, 20), rtol=1e-6)
+            np.testing.assert_allclose(effective_parameters(both[:20]), min(p, 20), rtol=1e-6)
             p_test[p] = float(effective_parameters(s))
         assert p_test[20] > p_test[5] and p_test[20] > p_test[200]  # the U-turn in miniature
         s_ridge = rff_regression_smoother(bank, x, xq, ridge=0.1)
