@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import statistics
 import warnings
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -226,7 +226,9 @@ def accuracy_on_the_line(
     return LineFit(slope, intercept, r2, ida, ooda, kept, id_ci, ood_ci, band_x, band, boot_slope)
 
 
-def plot_accuracy_on_the_line(fit: LineFit, ax=None, *, label: str | None = None, color: str = "C0", diagonal: bool = True):
+def plot_accuracy_on_the_line(
+    fit: LineFit, ax: Any = None, *, label: str | None = None, color: str = "C0", diagonal: bool = True
+) -> Any:
     """Draws the models, their intervals, the fitted line and its band on probit-scaled axes.
 
     Coordinates are probits; ticks are labelled in accuracy, as in Miller et al.'s figures.
