@@ -198,7 +198,7 @@ def _train(config, task, model_cfg: TransformerConfig, lr: float, index: int, wo
     state = TrainState.create(params, opt)
     out = fit(
         state,
-        _compile(jax.jit(many_updates, donate_argnums=0), config.fast_compile, state, {"step": np.int32(0)}),
+        _compiled_on_first_call(jax.jit(many_updates, donate_argnums=0), config.fast_compile),
         lambda step: {"step": np.int32(step)},
         num_steps=t.num_steps,
         workdir=workdir,
@@ -219,6 +219,18 @@ def _compile(jitted, fast: bool, *args):
     if not fast or jax.default_backend() != "cpu":
         return jitted
     return jitted.lower(*args).compile(compiler_options={"xla_backend_optimization_level": 0})
+
+
+def _compiled_on_first_call(jitted, fast: bool):
+    """``_compile`` deferred to the first call, so a finished run that only restores compiles nothing."""
+    compiled = []
+
+    def call(*args):
+        if not compiled:
+            compiled.append(_compile(jitted, fast, *args))
+        return compiled[0](*args)
+
+    return call
 
 
 # ----------------------------------------------------------------------------- evaluation
