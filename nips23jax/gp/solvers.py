@@ -19,6 +19,7 @@ sample objective; :func:`cholesky` and :func:`conjugate_gradients` just solve wi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -309,9 +310,28 @@ def sgd(
     if not 0 < r_avg <= 1:
         raise ValueError(f"sgd: averaging must be in (0, 1], got {averaging}")
     lr = jnp.broadcast_to(jnp.asarray(learning_rate, x.dtype), (s,))
-    noise = jnp.asarray(params["noise_variance"], x.dtype)
     key = as_key(key)
-    bsz = int(min(batch_size, n))
+    static = dict(kernel=kernel, bsz=int(min(batch_size, n)), num_features=int(num_features),
+                  grad_clip=None if grad_clip is None else float(grad_clip), momentum=float(momentum))
+    opt = optax.sgd(1.0, momentum=float(momentum), nesterov=True)
+    zeros = jnp.zeros((n, s), x.dtype)
+    state = SGDState(zeros, zeros, opt.init(zeros), jnp.asarray(0, jnp.int32))
+    every = num_steps if (callback is None or callback_every <= 0) else int(callback_every)
+    done = 0
+    while done < num_steps:
+        length = min(every, num_steps - done)
+        state = _sgd_chunk(state, jnp.asarray(length), params, x, t, e, lr, key, jnp.asarray(r_avg, x.dtype), **static)
+        done += length
+        if callback is not None:
+            callback(done, state.average)
+    return SolverResult(state.average, x, {"steps": num_steps, "last_iterate": state.alpha})
+
+
+@functools.partial(jax.jit, static_argnames=("kernel", "bsz", "num_features", "grad_clip", "momentum"))
+def _sgd_chunk(state, length, params, x, t, e, lr, key, r_avg, *, kernel, bsz, num_features, grad_clip, momentum):
+    """``length`` SGD steps (a traced count: one compilation serves every chunk and every call)."""
+    n, d = x.shape
+    noise = jnp.asarray(params["noise_variance"], x.dtype)
     opt = optax.sgd(1.0, momentum=momentum, nesterov=True)
 
     def gradient(alpha, step_key):
@@ -334,21 +354,7 @@ def sgd(
         average = (1.0 - r_avg) * state.average + r_avg * alpha
         return SGDState(alpha, average, opt_state, state.step + 1)
 
-    @jax.jit
-    def run_chunk(state: SGDState, length: jax.Array) -> SGDState:
-        return jax.lax.fori_loop(0, length, one_step, state)
-
-    zeros = jnp.zeros((n, s), x.dtype)
-    state = SGDState(zeros, zeros, opt.init(zeros), jnp.asarray(0, jnp.int32))
-    every = num_steps if (callback is None or callback_every <= 0) else int(callback_every)
-    done = 0
-    while done < num_steps:
-        length = min(every, num_steps - done)
-        state = run_chunk(state, jnp.asarray(length))
-        done += length
-        if callback is not None:
-            callback(done, state.average)
-    return SolverResult(state.average, x, {"steps": num_steps, "last_iterate": state.alpha})
+    return jax.lax.fori_loop(0, length, one_step, state)
 
 
 # ----------------------------------------------------------------------------------------------
