@@ -154,8 +154,8 @@ def _predict_log_loss(x, logN, logD, logU, tie):
 
 
 def _lbfgs(fun, x0, max_iter: int, tol: float):
-    """Minimizes ``fun`` from ``x0`` with optax's L-BFGS (backtracking Armijo line search) until ‖grad‖ < tol."""
-    opt = optax.lbfgs(linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=30, store_grad=True))
+    """Minimizes ``fun`` from ``x0`` with optax's L-BFGS (zoom line search) until ‖grad‖ < tol."""
+    opt = optax.lbfgs()  # zoom line search (strong Wolfe): backtracking stalls on the Huber kinks
     value_and_grad = optax.value_and_grad_from_state(fun)
 
     def body(carry):
@@ -230,8 +230,13 @@ def _two_stage(inits1, decay_inits, logs, weights, tie, delta, max_iter, tol):
                    logN, logD, logU, logL, weights, **kw)
     # stage 3: every constant together on all runs, from stage 2's answer (removes stage 1's bias
     # from single-epoch runs with excess parameters, whose N' < N)
+    # from stage 2's answer and from every grid start (with stage 2's decay constants): a single
+    # start can stall on the Huber objective's kinks
     free3 = free1 | np.array([0, 0, 0, 0, 0, 1, 1], bool)
-    x, value = _solve(_pad_rows(np.asarray(x2)[None], k), free3, tie, logN, logD, logU, logL, weights, **kw)
+    x2 = np.asarray(x2)
+    grid3 = np.concatenate([inits1[:, :5], np.tile(x2[5:], (len(inits1), 1))], axis=1)
+    inits3 = np.concatenate([x2[None], grid3])[:k]
+    x, value = _solve(_pad_rows(inits3, k), free3, tie, logN, logD, logU, logL, weights, **kw)
     return np.asarray(x), float(value)
 
 

@@ -34,7 +34,8 @@ def fitted():
 
 def test_fit_recovers_the_laws_losses(fitted):
     (N, D, U, L, clean), params, r2 = fitted
-    assert r2 > 0.99
+    # as good as the true law itself on these noisy losses (R² < 1 only through the noise)
+    assert r2 >= r_squared(L, clean) - 0.005 and r2 > 0.95
     with jax.enable_x64(True):
         pred = np.asarray(data_constrained_loss(N, D, U, params))
         # judged by predicted loss (the objective is flat in R_D*, R_N*): within the 0.5% noise
