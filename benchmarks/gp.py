@@ -68,7 +68,10 @@ def rmse(post, xt, ft):
     return float(np.sqrt(np.mean((np.asarray(post.mean(xt)) - ft) ** 2)))
 
 
-def timed(fn):
+def timed(fn, warmup=True):
+    """(output, seconds) of ``fn()``; with ``warmup`` a first untimed call compiles (same shapes)."""
+    if warmup:
+        jax.block_until_ready(jax.tree.leaves(fn()))
     t0 = time.perf_counter()
     out = fn()
     jax.block_until_ready(jax.tree.leaves(out))
@@ -78,6 +81,8 @@ def timed(fn):
 def sgd_time_to_target(args, x, y, xt, ft, params, target):
     """Runs SGD, checking the averaged iterate's test RMSE every --check-every steps; the clock stops while
     checking. Returns (seconds to target or None, final RMSE, steps)."""
+    # compile first (the chunk function is cached per shape; the step count is traced)
+    gp.posterior(x, y, params, solver="sgd", key=jax.random.key(args.seed), num_steps=1, batch_size=args.batch_size)
     state = {"elapsed": 0.0, "t0": time.perf_counter(), "hit": None, "rmse": None, "steps": 0}
 
     def callback(step, w):
@@ -154,6 +159,7 @@ def size_question(args, n):
         res["cg"] = (secs, rmse(post, xt, ft), int(post.info["iterations"]))
         if ref is None:
             ref_post = gp.posterior(xj, yj, params, solver="cg", tol=1e-4, max_iters=args.cg_max_iters)
+            print(f"(reference: CG to tol 1e-4, {int(ref_post.info['iterations'])} iterations)", flush=True)
             ref = rmse(ref_post, xt, ft)
         target = (1 + args.slack) * ref
         hit, last, steps = sgd_time_to_target(args, xj, yj, xt, ft, params, target)
@@ -176,8 +182,7 @@ def samples_question(args, n):
                                  num_steps=args.samples_steps, batch_size=args.batch_size).sample_weights
     times = {}
     for s in (0, args.samples):
-        run(s)  # compile
-        times[s] = min(timed(lambda: run(s))[1] for _ in range(2))
+        times[s] = min(timed(lambda: run(s), warmup=i == 0)[1] for i in range(2))
     ratio = times[args.samples] / times[0]
     print(f"\nSGD, n={n}, {args.samples_steps} steps: mean only {times[0]:.2f} s, mean + {args.samples} samples "
           f"{times[args.samples]:.2f} s: {ratio:.2f}x (goal <= {SAMPLES_GOAL}x: "
