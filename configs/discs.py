@@ -30,35 +30,35 @@ def get_config(arg=None):
     c.sweep.mu = 0.0
     c.sweep.inverse_temperatures = [0.1, 0.3, 0.4407, 0.6, 0.8] if not quick else [0.1, 0.4407, 0.8]
     c.sweep.chains = 8 if quick else 100
-    c.sweep.steps = 600 if quick else 10_000
+    c.sweep.steps = 400 if quick else 10_000
 
     c.dimension = ml_collections.ConfigDict()
-    c.dimension.samplers = ["rwm", "gwg", "dlmc"]
-    c.dimension.sides = [4, 10] if quick else [5, 10, 20, 40]
+    c.dimension.samplers = ["rwm", "dlmc"] if quick else ["rwm", "gwg", "dlmc"]
+    c.dimension.sides = [4, 8] if quick else [5, 10, 20, 40]
     c.dimension.inverse_temperature = 0.3
     c.dimension.chains = 8 if quick else 100
-    c.dimension.steps = 600 if quick else 10_000
+    c.dimension.steps = 400 if quick else 10_000
 
     c.panels = ml_collections.ConfigDict()
-    c.panels.samplers = (["rwm", "gwg", "dmala", "dlmc"] if quick else
+    c.panels.samplers = (["rwm", "gwg", "dlmc"] if quick else
                          ["rwm", "gibbs", "block_gibbs", "hamming_ball", "gwg", "pas", "dmala", "dlmc"])
     c.panels.ising_side = 8 if quick else 50
     c.panels.potts_side = 6 if quick else 30
     c.panels.potts_inverse_temperature = 1.0
     c.panels.bernoulli_sites = 64 if quick else 10_000
     c.panels.chains = 8 if quick else 100
-    c.panels.steps = 600 if quick else 10_000
+    c.panels.steps = 400 if quick else 10_000
     c.panels.tolerance = 0.15  # DLMC's ESS at least 85% of the best sampler's
 
     c.combinatorial = ml_collections.ConfigDict()
     c.combinatorial.problems = ["mis"] if quick else ["mis", "maxcut"]
     c.combinatorial.samplers = (["rwm", "hamming_ball", "gwg", "dlmc"] if quick else
                                 ["rwm", "block_gibbs", "hamming_ball", "gwg", "pas", "dmala", "dlmc"])
-    c.combinatorial.num_nodes = 60 if quick else 200
+    c.combinatorial.num_nodes = 40 if quick else 200
     c.combinatorial.edge_prob = 0.1 if quick else 0.05
     c.combinatorial.chains = 8 if quick else 32
-    c.combinatorial.steps = 400 if quick else 10_000
-    c.combinatorial.stages = 10 if quick else 50
+    c.combinatorial.steps = 200 if quick else 10_000
+    c.combinatorial.stages = 5 if quick else 50
     c.combinatorial.t_start = 1.0
     c.combinatorial.t_end = 0.01
     return c
