@@ -35,7 +35,7 @@ def _size(d_model, num_layers, num_heads):
 def get_config(arg=None):
     quick = arg == "quick"
     c = ml_collections.ConfigDict()
-    c.reproduction = "data_constrained"
+    c.reproduction = "data-constrained"
     c.seed = 0
 
     # (a) the published law
