@@ -211,6 +211,41 @@ def sam_case(mesh, opts) -> dict:
     return {**_named(state.params, "params/"), "loss": distributed.gather(jnp.stack(losses))}
 
 
+@case("gp_sgd")
+def gp_sgd_case(mesh, opts) -> dict:
+    """GP representer weights by the paper's SGD, training inputs sharded over the devices (data parallel).
+
+    Each process holds only its rows of ``x`` and of the targets (mean column + 2 pathwise-sample
+    columns); every step's minibatch and random features come from ``fold_in(key, step)``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from nips23jax import gp
+
+    def row(rng):
+        x = rng.uniform(-2, 2, size=3).astype("float32")
+        return {"x": x, "t": np.array([np.sin(x.sum()), *rng.normal(size=2)], "float32")}
+
+    data = rows_batch(mesh, 32, 0, 7, row)
+    params = {"lengthscale": jnp.ones(3), "signal_variance": jnp.asarray(1.0), "noise_variance": jnp.asarray(0.1)}
+    res = gp.sgd(gp.matern32, params, data["x"], data["t"], key=jax.random.key(8), num_steps=20, batch_size=8,
+                 num_features=16, learning_rate=0.2)
+    return {"weights": distributed.gather(res.weights)}
+
+
+@case("discs")
+def discs_case(mesh, opts) -> dict:
+    """DISCS chains split across processes: 8 Gibbs-with-gradients chains on a 4x4 Ising model."""
+    import jax
+
+    from nips23jax import discrete
+
+    model = discrete.ising(4, inverse_temperature=0.5, key=jax.random.key(9))
+    trace, info = discrete.run_chains(jax.random.key(10), model, "gwg", num_chains=8, num_steps=12, mesh=mesh)
+    return {"hamming": distributed.gather(trace), "acceptance": distributed.gather(info.acceptance_rate)}
+
+
 def fit_state(mesh):
     """The ``fit`` case's initial (sharded) state, train step and batch function."""
     import optax

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _mp_cases  # noqa: E402
 
 SCRIPT = Path(__file__).with_name("_mp_cases.py")
-CASES_COMPARED = ("qlora", "dpo", "sam")  # capabilities: 2 x 2 devices must equal 1 x 4
+CASES_COMPARED = ("qlora", "dpo", "sam", "gp_sgd", "discs")  # capabilities: 2 x 2 devices must equal 1 x 4
 HEARTBEAT_S = 5
 
 
