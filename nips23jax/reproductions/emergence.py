@@ -175,7 +175,6 @@ def _train(config, task, model_cfg: TransformerConfig, lr: float, index: int, wo
     )
     init_key = jax.random.fold_in(jax.random.key(config.seed), 1 + index)
     data_key = jax.random.key(config.seed)  # every model sees the same problems
-    params = model.init(init_key, jnp.zeros((1, task.seq_len), jnp.int32))["params"]
     update = make_train_step(lm_loss_fn(model), opt, jit=False)
     loss_mask = jnp.arange(task.seq_len)[None, :] >= task.prompt_len
     hi = 10**task.num_digits
@@ -195,7 +194,13 @@ def _train(config, task, model_cfg: TransformerConfig, lr: float, index: int, wo
         {"task": config.task.to_dict(), "train": t.to_dict(), "lr": lr, "model": repr(model_cfg), "seed": config.seed,
          "index": index}
     )
-    state = TrainState.create(params, opt)
+    # One compiled call builds the initial state: initializing eagerly compiles dozens of small
+    # per-shape programs, which costs more than training these models.
+    def init_state(key):
+        params = model.init(key, jnp.zeros((1, task.seq_len), jnp.int32))["params"]
+        return TrainState.create(params, opt)
+
+    state = _compile(jax.jit(init_state), config.fast_compile, init_key)(init_key)
     out = fit(
         state,
         _compiled_on_first_call(jax.jit(many_updates, donate_argnums=0), config.fast_compile),
