@@ -174,9 +174,14 @@ def _lbfgs(fun, x0, max_iter: int, tol: float):
     return x, fun(x)
 
 
-@functools.partial(jax.jit, static_argnames=("delta", "max_iter", "tol"))
-def _solve(inits, free, tie, logN, logD, logU, logL, weights, *, delta, max_iter, tol):
-    """Best of L-BFGS runs from every row of ``inits`` (K, 7), moving only the ``free`` entries."""
+@functools.partial(jax.jit, static_argnames=("delta",))
+def _solve(inits, free, tie, logN, logD, logU, logL, weights, max_iter, tol, *, delta):
+    """Best of L-BFGS runs from every row of ``inits`` (K, 7), moving only the ``free`` entries.
+
+    Only the shapes and ``delta`` are static: ``max_iter``, ``tol``, ``tie`` and the masks are
+    traced, and callers pad K and R to buckets (:func:`_bucket`), so one compile (the L-BFGS
+    program dominates a small fit's time) serves every fit of a process.
+    """
 
     def from_start(x0):
         def objective(z):
@@ -214,20 +219,31 @@ def _pad_rows(rows: np.ndarray, k: int) -> np.ndarray:
     return rows[np.arange(k) % len(rows)]
 
 
+# Shape buckets for the compiled solver: starts padded (by repeating rows) to a multiple of 32,
+# runs padded (with zero-weight copies of run 0) to a multiple of 64.
+_STARTS_BUCKET = 32
+_RUNS_BUCKET = 64
+
+
+def _bucket(n: int, size: int) -> int:
+    return max(size, -(-n // size) * size)
+
+
 def _two_stage(inits1, decay_inits, logs, weights, tie, delta, max_iter, tol):
     """Stage 1 (Chinchilla terms on single-epoch runs), then stage 2 (R_D*, R_N* on all runs)."""
     logN, logD, logU, logL = logs
-    k = max(len(inits1), len(decay_inits))
+    k = _bucket(max(len(inits1), len(decay_inits)), _STARTS_BUCKET)
     single = (logD <= logU) & (weights > 0)
     # too few single-epoch runs for the Chinchilla constants: stage 1 uses every run (documented)
     w1 = weights * single if single.sum() >= (4 if tie else 5) else weights
     free1 = np.array([1, 1, 1, 1, 0 if tie else 1, 0, 0], bool)
-    kw = dict(delta=delta, max_iter=max_iter, tol=tol)
-    x1, _ = _solve(_pad_rows(inits1, k), free1, tie, logN, logD, logU, logL, w1, **kw)
+    kw = dict(delta=delta)
+    it = (np.int32(max_iter), np.float64(tol))
+    x1, _ = _solve(_pad_rows(inits1, k), free1, tie, logN, logD, logU, logL, w1, *it, **kw)
     x1 = np.asarray(x1)
     inits2 = np.concatenate([np.tile(x1[:5], (len(decay_inits), 1)), decay_inits], axis=1)
     x2, _ = _solve(_pad_rows(inits2, k), np.array([0, 0, 0, 0, 0, 1, 1], bool), tie,
-                   logN, logD, logU, logL, weights, **kw)
+                   logN, logD, logU, logL, weights, *it, **kw)
     # stage 3: every constant together on all runs, from stage 2's answer (removes stage 1's bias
     # from single-epoch runs with excess parameters, whose N' < N)
     # from stage 2's answer and from every grid start (with stage 2's decay constants): a single
@@ -235,8 +251,8 @@ def _two_stage(inits1, decay_inits, logs, weights, tie, delta, max_iter, tol):
     free3 = free1 | np.array([0, 0, 0, 0, 0, 1, 1], bool)
     x2 = np.asarray(x2)
     grid3 = np.concatenate([inits1[:, :5], np.tile(x2[5:], (len(inits1), 1))], axis=1)
-    inits3 = np.concatenate([x2[None], grid3])[:k]
-    x, value = _solve(_pad_rows(inits3, k), free3, tie, logN, logD, logU, logL, weights, **kw)
+    inits3 = np.concatenate([x2[None], grid3])
+    x, value = _solve(_pad_rows(inits3, k), free3, tie, logN, logD, logU, logL, weights, *it, **kw)
     return np.asarray(x), float(value)
 
 
@@ -306,9 +322,12 @@ def _r2(N, D, U_D, loss, params) -> float:
 
 
 def _fit(N, D, U_D, loss, weights, inits1, decay_inits, tie, delta, max_iter, tol) -> DataConstrainedParams:
+    r = _bucket(len(N), _RUNS_BUCKET)
+    pad = np.arange(r) % len(N) if r > len(N) else np.arange(len(N))
+    weights = np.concatenate([np.asarray(weights, np.float64), np.zeros(r - len(N))])  # padding weighs 0
     with jax.enable_x64(True):
-        logs = tuple(jnp.asarray(np.log(v), jnp.float64) for v in (N, D, U_D, loss))
-        x, _ = _two_stage(inits1, decay_inits, logs, np.asarray(weights, np.float64), bool(tie), float(delta),
+        logs = tuple(jnp.asarray(np.log(v[pad]), jnp.float64) for v in (N, D, U_D, loss))
+        x, _ = _two_stage(inits1, decay_inits, logs, weights, bool(tie), float(delta),
                           int(max_iter), float(tol))
     return _to_params(x, tie)
 
