@@ -21,6 +21,7 @@ def get_config(arg=None):
     c = ml_collections.ConfigDict()
     c.reproduction = "discs"
     c.seed = 0
+    c.fast_compile = quick  # tiny runs are all XLA compilation: compile at the cheapest optimization level
     c.block_gibbs = ml_collections.ConfigDict({"block_size": 3})
     c.hamming_ball = ml_collections.ConfigDict({"block_size": 10, "radius": 1})
 

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-TINY = ["--sides", "3", "--chains", "4", "--steps", "20", "--hb-block-size", "4", "--block-size", "2"]
+# two samplers (each one more XLA compile); every sampler is checked against exact enumeration in tests/discrete
+TINY = ["--sides", "3", "--chains", "4", "--steps", "20", "--samplers", "rwm", "dlmc"]
 
 
 @pytest.mark.slow
@@ -18,6 +19,6 @@ def test_discs_benchmark_runs_and_prints_its_table(repo_root):
     text = out.stdout
     assert "**Ising 3x3 (d=9), λ=0.5, μ=0.5**" in text
     assert "| sampler | ESS/step | ESS/eval |" in text
-    for name in ("rwm (baseline)", "gibbs", "block_gibbs", "hamming_ball", "gwg", "pas", "dmala", "dlmc"):
+    for name in ("rwm (baseline)", "dlmc"):
         assert f"| {name} |" in text, name
     assert "| rwm (baseline) |" in text and "| 1.00x |" in text

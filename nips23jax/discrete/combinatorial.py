@@ -20,6 +20,7 @@ of the set left after dropping one node per violated pair.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -217,6 +218,7 @@ def anneal(
     t_start: float = 1.0,
     t_end: float = 0.01,
     num_stages: int = 20,
+    compiler_options: dict | None = None,
     **sampler_kwargs,
 ) -> tuple[jax.Array, jax.Array]:
     """Simulated annealing with a DISCS sampler: ``T`` falls geometrically from ``t_start`` to
@@ -229,6 +231,8 @@ def anneal(
       sampler: a sampler name or ``factory(model) -> SamplingAlgorithm``.
       num_chains, num_steps: chains and total steps (``num_steps`` a multiple of ``num_stages``).
       t_start, t_end: positive temperatures.
+      compiler_options: XLA options for the one compiled loop (e.g. ``{"xla_backend_optimization_level":
+        0}`` compiles faster for tiny problems).
       sampler_kwargs: passed to the sampler factory.
 
     Returns:
@@ -247,7 +251,7 @@ def anneal(
     k_init, k_run = jax.random.split(as_key(key))
     chain_keys = jax.random.split(k_run, num_chains)
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=compiler_options)
     def run(x0):
         s0 = jax.vmap(factory(problem.model(temps[0])).init)(x0)
         best0 = jax.vmap(problem.score_fn)(x0)

@@ -9,6 +9,7 @@ independent set (and max-cut) on Erdős–Rényi graphs by annealing. Config: ``
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -65,10 +66,15 @@ def _sampler_kwargs(name: str, config) -> dict:
     return {}
 
 
-def _ess_runner(make_model, sampler: str, kwargs: dict, chains: int, steps: int):
+def _compiler_options(config) -> dict | None:
+    """Tiny (quick) runs are all compilation: XLA's cheapest backend optimization level halves it."""
+    return {"xla_backend_optimization_level": 0} if config.get("fast_compile", False) else None
+
+
+def _ess_runner(make_model, sampler: str, kwargs: dict, chains: int, steps: int, compiler_options=None):
     """jit(vmap over a model parameter) of DISCS' ESS measurement: one compile per (model family, sampler)."""
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=compiler_options)
     def run(params, key):
         def one(p):
             m = make_model(p)
@@ -97,6 +103,7 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     key = jax.random.key(config.seed)
     bar = tqdm(total=4, desc="discs", disable=not progress)
     step = 0
+    copts = _compiler_options(config)
 
     # 1. temperature sweep
     sw = config.sweep
@@ -105,7 +112,7 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     sweep = {}
     for bal in ("sqrt", "barker"):
         runner = _ess_runner(lambda lam: D.ising(sw.side, inverse_temperature=lam, mu=sw.mu, key=field_key),
-                             sw.sampler, {"balancing": bal}, sw.chains, sw.steps)
+                             sw.sampler, {"balancing": bal}, sw.chains, sw.steps, copts)
         e, acc = runner(lams, jax.random.fold_in(key, 2))
         sweep[bal] = [_mean_ess(row) for row in np.asarray(e)]
         for lam, v, a in zip(sw.inverse_temperatures, sweep[bal], np.asarray(acc)):
@@ -121,7 +128,7 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
         for side in dm.sides:
             runner = _ess_runner(lambda _, s=side: D.ising(s, inverse_temperature=dm.inverse_temperature, mu=0.5,
                                                            key=jax.random.fold_in(key, 3)),
-                                 name, _sampler_kwargs(name, config), dm.chains, dm.steps)
+                                 name, _sampler_kwargs(name, config), dm.chains, dm.steps, copts)
             e, _ = runner(jnp.zeros(1), jax.random.fold_in(key, 4))
             dim[name].append(_mean_ess(e))
             log.write(step, "dimension", {"sampler": name, "num_sites": side * side, "ess": dim[name][-1]})
@@ -140,7 +147,7 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     for mname, make in models.items():
         for name in pn.samplers:
             t0 = time.perf_counter()
-            e, acc = _ess_runner(make, name, _sampler_kwargs(name, config), pn.chains, pn.steps)(
+            e, acc = _ess_runner(make, name, _sampler_kwargs(name, config), pn.chains, pn.steps, copts)(
                 jnp.zeros(1), jax.random.fold_in(key, 8))
             e = jax.block_until_ready(e)
             panels[mname][name] = _mean_ess(e)
@@ -159,7 +166,8 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
         table[pname] = {}
         for name in cb.samplers:
             best, _ = D.anneal(jax.random.fold_in(key, 10), problem, name, num_chains=cb.chains, num_steps=cb.steps,
-                               t_start=cb.t_start, t_end=cb.t_end, num_stages=cb.stages, **_sampler_kwargs(name, config))
+                               t_start=cb.t_start, t_end=cb.t_end, num_stages=cb.stages, compiler_options=copts,
+                               **_sampler_kwargs(name, config))
             table[pname][name] = float(np.mean(np.asarray(best)))
             log.write(step, "combinatorial", {"problem": pname, "sampler": name, "best_mean": table[pname][name]})
             step += 1

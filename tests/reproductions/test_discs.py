@@ -10,7 +10,7 @@ TINY = [
     "sweep.side=4", "sweep.steps=60", "sweep.chains=4",
     "dimension.sides=[3,5]", "dimension.steps=60", "dimension.chains=4",
     "panels.ising_side=3", "panels.potts_side=3", "panels.bernoulli_sites=9", "panels.steps=60", "panels.chains=4",
-    'panels.samplers=["rwm","dlmc"]',
+    'panels.samplers=["dlmc"]',
     "combinatorial.num_nodes=12", 'combinatorial.samplers=["rwm","dlmc"]', "combinatorial.steps=40",
     "combinatorial.stages=4", "combinatorial.chains=4",
 ]
