@@ -174,7 +174,9 @@ def _lbfgs(fun, x0, max_iter: int, tol: float):
     return x, fun(x)
 
 
-@functools.partial(jax.jit, static_argnames=("delta",))
+# XLA's backend optimization level 1 instead of the default 2: compiles the L-BFGS program ~20%
+# faster, runs it ~7% slower (measured: 15.8 s vs 19.9 s compile, 0.31 s vs 0.29 s run, 32 starts x 60 runs)
+@functools.partial(jax.jit, static_argnames=("delta",), compiler_options={"xla_backend_optimization_level": 1})
 def _solve(inits, free, tie, logN, logD, logU, logL, weights, max_iter, tol, *, delta):
     """Best of L-BFGS runs from every row of ``inits`` (K, 7), moving only the ``free`` entries.
 

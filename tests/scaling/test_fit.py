@@ -49,8 +49,8 @@ def test_fit_recovers_the_laws_losses(fitted):
 
 def test_bootstrap_is_deterministic_and_brackets_the_estimate(fitted):
     (N, D, U, L, _), params, _ = fitted
-    a = bootstrap_data_constrained(N, D, U, L, jax.random.key(3), num_samples=3, grid=GRID, max_iter=100)
-    b = bootstrap_data_constrained(N, D, U, L, 3, num_samples=3, grid=GRID, max_iter=100)
+    a = bootstrap_data_constrained(N, D, U, L, jax.random.key(3), num_samples=2, grid=GRID, max_iter=100)
+    b = bootstrap_data_constrained(N, D, U, L, 3, num_samples=2, grid=GRID, max_iter=100)
     np.testing.assert_array_equal(a.samples["E"], b.samples["E"])
     assert a.params == params
     lo, hi = a.intervals["r2"]
