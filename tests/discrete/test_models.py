@@ -7,6 +7,8 @@ import pytest
 
 import nips23jax.discrete as D
 
+FAST = {"xla_backend_optimization_level": 0}  # these tests are all XLA compilation
+
 
 def _naive_ising(x, lam, b, h, w):
     s = (2 * np.asarray(x, float) - 1).reshape(h, w)
@@ -149,9 +151,9 @@ def test_extreme_fields_stay_finite():
     lp, diffs = m.log_prob_and_diffs(x)
     assert np.isfinite(float(lp)) and np.isfinite(np.asarray(diffs)).all()
     alg = D.dlmc(m)
-    st, info = jax.jit(alg.step)(jax.random.key(0), alg.init(x))
+    st, info = jax.jit(alg.step, compiler_options=FAST)(jax.random.key(0), alg.init(x))
     assert np.isfinite(float(st.log_prob)) and 0.0 <= float(info.acceptance_rate) <= 1.0
     for name in ("gwg", "pas", "dmala"):
         alg = D.get_sampler(name, m)
-        st, info = jax.jit(alg.step)(jax.random.key(0), alg.init(x))
+        st, info = jax.jit(alg.step, compiler_options=FAST)(jax.random.key(0), alg.init(x))
         assert np.isfinite(float(st.log_prob)) and 0.0 <= float(info.acceptance_rate) <= 1.0

@@ -314,7 +314,7 @@ def test_long_run_marginals_match_enumeration_with_adaptation_on():
 def test_same_key_same_result_and_key_types():
     model = binary_model()
     alg = D.gwg(model)
-    step = jax.jit(alg.step)
+    step = jax.jit(alg.step, **FAST)
     st = alg.init(jnp.zeros(model.num_sites, jnp.int32))
     a, _ = step(jax.random.key(0), st)
     b, _ = step(jax.random.key(0), st)
