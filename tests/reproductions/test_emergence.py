@@ -12,7 +12,7 @@ from nips23jax.reproductions import emergence as repro
 TINY = [
     "family.d_model=(8,12,16)", "family.num_layers=(1,1,1)", "family.num_heads=(2,2,2)", "family.lr=(0.01,0.01,0.01)",
     "train.num_steps=2", "train.updates_per_step=4", "train.batch_size=16", "train.checkpoint_every=2",
-    "eval.num_test=256", "eval.chunk=256", "eval.bootstrap=20", "analytic.num_items=100",
+    "eval.num_test=256", "eval.chunk=256", "eval.bootstrap=20", "analytic.num_items=3000",  # shares the compile below
 ]
 
 
