@@ -11,12 +11,13 @@ for a small benchmark against the whole (enlarged) test set; the analytic model 
 scored with the same metrics; a 4-way multiple-choice version (the answer against one-digit
 perturbations, ranked by log-likelihood) compares multiple-choice grade with Brier score.
 
-Measured, quick (2026-11-30, 540 s on 2 CPU cores at load average ~15 -- compiling dominates;
-training is ~1 s per model): 1104..57936 parameters (52x); exact match 0.012, 0.012, 0.019, 0.018,
+Measured, quick (2026-11-30, 297 s wall / 96 s CPU on 2 CPU cores at load average ~10; it was 540 s
+at load ~15 before the initial state was built in one compiled call -- compiling dominates, training
+is ~1 s per model): 1104..57936 parameters (52x); exact match 0.012, 0.012, 0.019, 0.018,
 0.114 vs edit distance 2.14, 1.97, 2.02, 1.82, 1.46 -> emergence score 21.0 vs -3.7 (mirage:
 reproduced); the 100-item set reads one model as 0 that the 2048-item set resolves at 0.019
 (resolution: reproduced); simulated analytic model within 0.020 of p^L and L(1-p)/L (reproduced);
-multiple-choice grade score 8.2 vs Brier -19.7 (NOT reproduced: at this budget only the largest
+multiple-choice grade score 7.9 vs Brier -19.7 (NOT reproduced: at this budget only the largest
 model moves either metric, so both curves are one jump).
 Measured, full (2026-11-30, 2904 s on 2 CPU cores at load average ~14): 1128..102016 parameters
 (90x), 20480 test problems; exact match 0.012, 0.011, 0.101, 1.000, 1.000, 1.000 vs edit distance
