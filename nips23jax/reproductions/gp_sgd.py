@@ -176,16 +176,25 @@ def _rmse_nll(post, xt, yt, noise):
 def regression(config, key, log: MetricsLog, progress: bool):
     c = config.regression
     results = {}
+    data = {}
     for ds in c.datasets:
         if ds == "diamonds":
-            (x, y), (xt, yt) = diamonds(c.diamonds_train, c.num_test, config.seed)
+            data[ds] = diamonds(c.diamonds_train, c.num_test, config.seed)
         elif ds == "synthetic":
-            (x, y), (xt, yt) = gp_synthetic(c.synthetic_train, c.num_test, c.synthetic_dim, config.seed)
+            data[ds] = gp_synthetic(c.synthetic_train, c.num_test, c.synthetic_dim, config.seed)
         else:
             raise ValueError(f"gp-sgd: regression.datasets entries must be 'diamonds' or 'synthetic', got {ds!r}")
+    # Zero columns up to a common width: a zero column adds nothing to any distance (the kernel, and so
+    # the posterior, is unchanged; its lengthscale gets zero gradient), and datasets of equal size then
+    # share every compiled solver.
+    width = max(tr[0].shape[1] for tr, _ in data.values())
+    pad = lambda a: np.pad(a, ((0, 0), (0, width - a.shape[1])))  # noqa: E731
+    for ds in c.datasets:
+        (x, y), (xt, yt) = data[ds]
         d = x.shape[1]
+        x, xt = pad(x), pad(xt)
         fitted, info = gp.fit_hyperparameters(
-            gp.matern32, gp.init_params(d, lengthscale=1.0, noise_variance=0.1), x, y,
+            gp.matern32, gp.init_params(width, lengthscale=1.0, noise_variance=0.1), x, y,
             key=jax.random.fold_in(key, 1), subset_size=c.fit_subset, num_steps=c.fit_steps, learning_rate=0.1)
         for noise_name in ("fitted", "low"):
             params = dict(fitted)
@@ -212,6 +221,7 @@ def regression(config, key, log: MetricsLog, progress: bool):
                     tqdm.write(f"{ds} (n={len(y)}, d={d}) noise {noise_name} ({noise:.2g}) {solver}: "
                                f"RMSE {rmse:.3f} NLL {nll:.3f} {seconds:.1f} s")
             results[f"{ds}/{noise_name}"] = row
+        fitted = {**fitted, "lengthscale": fitted["lengthscale"][:d]}  # the padded columns' are meaningless
         results[f"{ds}/hyperparameters"] = {k: np.asarray(v).tolist() for k, v in fitted.items()}
         results[f"{ds}/n"] = int(len(y))
     return results
@@ -261,6 +271,33 @@ def thompson(config, key, log: MetricsLog, progress: bool):
 # ---------------------------------------------------------------------------------------------
 
 
+def judge(config: ml_collections.ConfigDict, toy_out: dict, reg: dict, ts: dict) -> tuple[bool, bool, bool, bool]:
+    """The four verdicts (implicit_bias, fitted_noise, low_noise, thompson) from the measured numbers.
+
+    Args:
+      config: the run's config (``criteria`` and ``regression.datasets``).
+      toy_out: :func:`toy`'s output (needs ``["sgd"]["rmse_inside"]``, ``["sgd"]["weight_error"]``, ``["y_std"]``).
+      reg: :func:`regression`'s output (``"<ds>/fitted"`` and ``"<ds>/low"`` rows with ``["sgd"|"cg"]["rmse"]``).
+      ts: :func:`thompson`'s output (``["sgd"|"cg"]["best"]`` curves and ``"f_std"``).
+
+    Returns:
+      Four bools, in the order of :data:`CLAIMS`.
+    """
+    crit = config.criteria
+    sgd_t = toy_out["sgd"]
+    toy_ok = (sgd_t["rmse_inside"] < crit.toy_rmse * toy_out["y_std"]) and (sgd_t["weight_error"] > crit.toy_weight_error)
+    datasets = list(config.regression.datasets)
+    fit_rows = {ds: reg[f"{ds}/fitted"] for ds in datasets}
+    low_rows = {ds: reg[f"{ds}/low"] for ds in datasets}
+    fitted_ok = all(r["sgd"]["rmse"] <= r["cg"]["rmse"] + crit.fitted_margin for r in fit_rows.values())
+    low_ok = all(low_rows[ds]["sgd"]["rmse"] < low_rows[ds]["cg"]["rmse"]
+                 and low_rows[ds]["sgd"]["rmse"] <= crit.low_noise_factor * fit_rows[ds]["sgd"]["rmse"]
+                 for ds in datasets)
+    best_sgd, best_cg = ts["sgd"]["best"][-1], ts["cg"]["best"][-1]
+    ts_ok = best_sgd >= best_cg - crit.thompson_margin * ts["f_std"]
+    return bool(toy_ok), bool(fitted_ok), bool(low_ok), bool(ts_ok)
+
+
 def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = True) -> reproduce.Result:
     """Runs the toy, the regression table and Thompson sampling; plots; judges the four claims."""
     workdir = Path(workdir)
@@ -277,17 +314,11 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     ts = thompson(config, jax.random.fold_in(key, 2), log, progress)
 
     sgd_t = t["sgd"]
-    toy_ok = (sgd_t["rmse_inside"] < crit.toy_rmse * t["y_std"]) and (sgd_t["weight_error"] > crit.toy_weight_error)
     datasets = list(config.regression.datasets)
     fit_rows = {ds: reg[f"{ds}/fitted"] for ds in datasets}
     low_rows = {ds: reg[f"{ds}/low"] for ds in datasets}
-    fitted_ok = all(r["sgd"]["rmse"] <= r["cg"]["rmse"] + crit.fitted_margin for r in fit_rows.values())
-    low_ok = all(low_rows[ds]["sgd"]["rmse"] < low_rows[ds]["cg"]["rmse"]
-                 and low_rows[ds]["sgd"]["rmse"] <= crit.low_noise_factor * fit_rows[ds]["sgd"]["rmse"]
-                 for ds in datasets)
     best_sgd, best_cg = ts["sgd"]["best"][-1], ts["cg"]["best"][-1]
-    ts_ok = best_sgd >= best_cg - crit.thompson_margin * ts["f_std"]
-
+    toy_ok, fitted_ok, low_ok, ts_ok = judge(config, t, reg, ts)
     def fmt(rows, key="rmse"):
         return "; ".join(f"{ds} SGD {r['sgd'][key]:.3f} / CG {r['cg'][key]:.3f}" for ds, r in rows.items())
 
