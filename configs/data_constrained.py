@@ -17,8 +17,8 @@ Measured, quick (2026-11-30, 2 CPU cores shared with other jobs, load ~10: 179 s
 time; on an idle machine it fits the 90 s budget): all 5 claims reproduced. Law: 4 epochs
 cost the 8.7B/178B run +0.68%; epoch 2 is worth 0.968 of a unique epoch, epoch 40 0.082. Tiny LM
 (30,688 params, D = 102K and 205K characters): 4 epochs +0.05%, 16 epochs +0.37% loss vs unique
-at the same compute; the fitted law (32 starts, 100 L-BFGS iterations) R² 0.992 on the 6 runs (R_D* 477: at this scale repetition
-has barely started to cost); 50% code fill 3.0046 vs repeating 8 epochs 2.9573 nats/char (+1.60%,
+at the same compute; the fitted law (32 starts, 100 L-BFGS iterations) R² 0.992 on the 6 runs
+(R_D* 477: at this scale repetition has barely started to cost); 50% code fill 3.0046 vs repeating 8 epochs 2.9573 nats/char (+1.60%,
 within the 2% tolerance). The quick runs are short (100-200 steps), so the tiny-LM effects are
 small; the full config trains 3 sizes up to 600 steps and 32 epochs.
 Full: not yet run to the end here (estimated 15-20 min on an idle 2-core CPU, about an hour on
