@@ -92,10 +92,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     monkeypatch.delenv("XLA_FLAGS", raising=False)  # one device in the kernel, as a Colab CPU has
     monkeypatch.setenv("NIPS23JAX_QUICK", "1")
     monkeypatch.setenv("NIPS23JAX_NOTEBOOK_OVERRIDES", _fast_overrides(path))
-    # A notebook rebuilds what its run compiled (to restore the trained state): a per-test
-    # compilation cache saves the second compile.
-    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax_cache"))
-    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    # The kernel inherits the run-wide compilation cache of tests/conftest.py: a notebook rebuilds what
+    # its run compiled (to restore the trained state), and its reproduction's own test compiled much of it.
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(tmp_path / "cwd")}}
