@@ -18,17 +18,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from nips23jax.core.train import as_key
 from nips23jax.discrete.models import DiscreteModel
-from nips23jax.discrete.samplers.adaptive import adapt_log_tau, init_log_tau
-from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function
-from nips23jax.discrete.samplers.base import Info, SamplingAlgorithm, mh_accept
-from nips23jax.discrete.samplers.gwg import GradientState
+from nips23jax.discrete.samplers.balancing import balancing_function
+from nips23jax.discrete.samplers.base import SamplingAlgorithm
+from nips23jax.discrete.samplers.dmala import corrected_local_sampler
 
 __all__ = ["SOLVERS", "dlmc", "dlmc_transition_log_probs"]
 
 SOLVERS = ("interpolate", "euler")
-TARGET_ACCEPTANCE = 0.574
 
 
 def dlmc_transition_log_probs(diffs: jax.Array, x: jax.Array, log_tau: jax.Array, g, solver: str) -> jax.Array:
@@ -78,35 +75,7 @@ def dlmc(
     if solver not in SOLVERS:
         raise ValueError(f"dlmc: solver must be one of {SOLVERS}, got {solver!r}")
 
-    def init(x, previous=None):
-        x = model.check_state(x)
-        lp, diffs = model.log_prob_and_diffs(x)
-        if previous is not None:
-            lt = previous.step_size
-        elif log_tau is None:
-            lt = init_log_tau(jax.nn.logsumexp(balanced_weights(diffs, x, g)))
-        else:
-            lt = jnp.asarray(log_tau, jnp.float32)
-        return GradientState(x, lp, diffs, lt)
-
-    def step(key, state):
-        k_move, k_acc = jax.random.split(as_key(key))
-        q_x = dlmc_transition_log_probs(state.diffs, state.x, state.step_size, g, solver)
-        y = jax.random.categorical(k_move, q_x, axis=1).astype(jnp.int32)
-        lp_y, diffs_y = model.log_prob_and_diffs(y)
-        q_y = dlmc_transition_log_probs(diffs_y, y, state.step_size, g, solver)
-        log_fwd = jnp.sum(jnp.take_along_axis(q_x, y[:, None], 1))
-        log_rev = jnp.sum(jnp.take_along_axis(q_y, state.x[:, None], 1))
-        acc, accepted = mh_accept(k_acc, lp_y - state.log_prob + log_rev - log_fwd)
-        if adapt:
-            log_z = jax.nn.logsumexp(balanced_weights(state.diffs, state.x, g))
-            lt = adapt_log_tau(state.step_size, log_z, acc, TARGET_ACCEPTANCE)
-        else:
-            lt = state.step_size
-        new = GradientState(
-            jnp.where(accepted, y, state.x), jnp.where(accepted, lp_y, state.log_prob),
-            jnp.where(accepted, diffs_y, state.diffs), lt,
-        )
-        return new, Info(acc, accepted, jnp.sum(y != state.x).astype(jnp.int32))
-
-    return SamplingAlgorithm(init, step, "dlmc", 1.0)
+    return corrected_local_sampler(
+        model, "dlmc", g, lambda diffs, x, lt: dlmc_transition_log_probs(diffs, x, lt, g, solver),
+        log_tau=log_tau, adapt=adapt,
+    )

@@ -8,6 +8,8 @@ Adaptive ``τ`` (:mod:`adaptive`): ``log τ₀ = log 3 − log Z``, ``Z = Σ_{i,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
@@ -45,6 +47,27 @@ def dmala(
       adapt: adapt ``τ`` toward acceptance 0.574 (off: a fixed, reversible kernel).
     """
     g = balancing_function(balancing)
+    return corrected_local_sampler(
+        model, "dmala", g, lambda diffs, x, lt: dmala_proposal_logits(balanced_weights(diffs, x, g), x, lt),
+        log_tau=log_tau, adapt=adapt,
+    )
+
+
+def corrected_local_sampler(
+    model: DiscreteModel,
+    name: str,
+    g,
+    proposal_log_probs: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+    *,
+    log_tau: float | None,
+    adapt: bool,
+) -> SamplingAlgorithm:
+    """The Metropolis-corrected, independent-per-site step that DMALA and DLMC share.
+
+    ``proposal_log_probs(diffs, x, log_tau) -> (d, K)`` gives each site's proposal; the step draws
+    every site from it, accepts with ``π(y) q(x|y) / π(x) q(y|x)``, and (with ``adapt``) moves
+    ``log τ`` toward acceptance 0.574 with ``Z = Σ_i e^{w_i}`` of the balanced weights at ``x``.
+    """
 
     def init(x, previous=None):
         x = model.check_state(x)
@@ -59,19 +82,22 @@ def dmala(
 
     def step(key, state):
         k_move, k_acc = jax.random.split(as_key(key))
-        w_x = balanced_weights(state.diffs, state.x, g)
-        q_x = dmala_proposal_logits(w_x, state.x, state.step_size)
+        q_x = proposal_log_probs(state.diffs, state.x, state.step_size)
         y = jax.random.categorical(k_move, q_x, axis=1).astype(jnp.int32)
         lp_y, diffs_y = model.log_prob_and_diffs(y)
-        q_y = dmala_proposal_logits(balanced_weights(diffs_y, y, g), y, state.step_size)
+        q_y = proposal_log_probs(diffs_y, y, state.step_size)
         log_fwd = jnp.sum(jnp.take_along_axis(q_x, y[:, None], 1))
         log_rev = jnp.sum(jnp.take_along_axis(q_y, state.x[:, None], 1))
         acc, accepted = mh_accept(k_acc, lp_y - state.log_prob + log_rev - log_fwd)
-        lt = adapt_log_tau(state.step_size, jax.nn.logsumexp(w_x), acc, TARGET_ACCEPTANCE) if adapt else state.step_size
+        if adapt:
+            log_z = jax.nn.logsumexp(balanced_weights(state.diffs, state.x, g))
+            lt = adapt_log_tau(state.step_size, log_z, acc, TARGET_ACCEPTANCE)
+        else:
+            lt = state.step_size
         new = GradientState(
             jnp.where(accepted, y, state.x), jnp.where(accepted, lp_y, state.log_prob),
             jnp.where(accepted, diffs_y, state.diffs), lt,
         )
         return new, Info(acc, accepted, jnp.sum(y != state.x).astype(jnp.int32))
 
-    return SamplingAlgorithm(init, step, "dmala", 1.0)
+    return SamplingAlgorithm(init, step, name, 1.0)
