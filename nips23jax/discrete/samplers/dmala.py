@@ -17,8 +17,8 @@ from nips23jax.core.train import as_key
 from nips23jax.discrete.models import DiscreteModel
 from nips23jax.discrete.samplers.adaptive import adapt_log_tau, init_log_tau
 from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function
-from nips23jax.discrete.samplers.base import Info, SamplingAlgorithm, mh_accept
-from nips23jax.discrete.samplers.gwg import GradientState
+from nips23jax.discrete.samplers.base import SamplingAlgorithm, mh_accept
+from nips23jax.discrete.samplers.gwg import GradientState, accept_move
 
 __all__ = ["dmala", "dmala_proposal_logits"]
 
@@ -94,10 +94,6 @@ def corrected_local_sampler(
             lt = adapt_log_tau(state.step_size, log_z, acc, TARGET_ACCEPTANCE)
         else:
             lt = state.step_size
-        new = GradientState(
-            jnp.where(accepted, y, state.x), jnp.where(accepted, lp_y, state.log_prob),
-            jnp.where(accepted, diffs_y, state.diffs), lt,
-        )
-        return new, Info(acc, accepted, jnp.sum(y != state.x).astype(jnp.int32))
+        return accept_move(state, y, lp_y, diffs_y, acc, accepted, lt)
 
     return SamplingAlgorithm(init, step, name, 1.0)

@@ -46,6 +46,18 @@ class GradientState(NamedTuple):
     step_size: jax.Array
 
 
+def accept_move(
+    state: GradientState, y: jax.Array, lp_y: jax.Array, diffs_y: jax.Array, acc: jax.Array, accepted: jax.Array,
+    step_size: jax.Array,
+) -> tuple[GradientState, Info]:
+    """The next state (``y`` with its log-prob and differences if ``accepted``, else ``state``) and its Info."""
+    new = GradientState(
+        jnp.where(accepted, y, state.x), jnp.where(accepted, lp_y, state.log_prob),
+        jnp.where(accepted, diffs_y, state.diffs), step_size,
+    )
+    return new, Info(acc, accepted, jnp.sum(y != state.x).astype(jnp.int32))
+
+
 def apply_moves(x: jax.Array, sites: jax.Array, values: jax.Array, active: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Applies moves ``x[sites[k]] = values[k]`` in order ``k = 0, 1, ...`` where ``active[k]``.
 
@@ -116,10 +128,6 @@ def gwg(
         log_rev = jnp.sum(jnp.where(active, logits_y[sites * k + prev], 0.0))
         acc, accepted = mh_accept(k_acc, lp_y - state.log_prob + log_rev - log_fwd)
         r = adapt_num_flips(state.step_size, acc, TARGET_ACCEPTANCE, r_max) if adapt else state.step_size
-        new = GradientState(
-            jnp.where(accepted, y, state.x), jnp.where(accepted, lp_y, state.log_prob),
-            jnp.where(accepted, diffs_y, state.diffs), r,
-        )
-        return new, Info(acc, accepted, jnp.sum(y != state.x).astype(jnp.int32))
+        return accept_move(state, y, lp_y, diffs_y, acc, accepted, r)
 
     return SamplingAlgorithm(init, step, "gwg", 1.0)

@@ -17,8 +17,8 @@ from nips23jax.core.train import as_key
 from nips23jax.discrete.models import DiscreteModel
 from nips23jax.discrete.samplers.adaptive import adapt_num_flips
 from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function
-from nips23jax.discrete.samplers.base import Info, SamplingAlgorithm, check_int, mh_accept
-from nips23jax.discrete.samplers.gwg import TARGET_ACCEPTANCE, GradientState
+from nips23jax.discrete.samplers.base import SamplingAlgorithm, check_int, mh_accept
+from nips23jax.discrete.samplers.gwg import TARGET_ACCEPTANCE, GradientState, accept_move
 
 __all__ = ["pas", "path_log_prob"]
 
@@ -89,10 +89,6 @@ def pas(
         log_rev = path_log_prob(w_y, sites[rev], state.x[sites[rev]], active)
         acc, accepted = mh_accept(k_acc, lp_y - state.log_prob + log_rev - log_fwd)
         r = adapt_num_flips(state.step_size, acc, TARGET_ACCEPTANCE, r_max) if adapt else state.step_size
-        new = GradientState(
-            jnp.where(accepted, y, state.x), jnp.where(accepted, lp_y, state.log_prob),
-            jnp.where(accepted, diffs_y, state.diffs), r,
-        )
-        return new, Info(acc, accepted, jnp.sum(y != state.x).astype(jnp.int32))
+        return accept_move(state, y, lp_y, diffs_y, acc, accepted, r)
 
     return SamplingAlgorithm(init, step, "pas", 1.0)
