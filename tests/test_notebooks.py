@@ -6,10 +6,17 @@ with its working directory in ``tmp_path``, so nothing lands in the repository. 
 config (``NIPS23JAX_QUICK=1``) cut short through ``NIPS23JAX_NOTEBOOK_OVERRIDES`` to stay within
 seconds; with the run cut short a claim may not be met, so the test checks that the verdicts are
 shown, not that they pass (the reproductions' own tests check the verdicts).
+
+A notebook's run is also its reproduction's end-to-end test: where
+``tests/reproductions/test_<notebook stem>.py`` defines ``check_run(result, config, workdir)``, the
+test hands it the notebook's ``Result``, config and output directory after the run, so the
+reproduction is run once per test session rather than once here and once in its own test.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import pickle
 from pathlib import Path
 
 import nbformat
@@ -31,6 +38,24 @@ def _fast_overrides(path: Path) -> str:
         return ""
     lines = (line.split("#", 1)[0].strip() for line in f.read_text().splitlines())
     return " ".join(line for line in lines if line)
+
+
+def _run_check(path: Path):
+    """``check_run`` of the notebook's reproduction test module, or None."""
+    f = REPO / "tests" / "reproductions" / f"test_{path.stem}.py"
+    if not f.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(f"_notebook_check_{path.stem}", f)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, "check_run", None)
+
+
+# Appended to the notebook under test when its reproduction has a check_run: hands the run back.
+_SAVE_RUN = """import pickle as _pickle
+with open("_notebook_run.pkl", "wb") as _f:
+    _pickle.dump({"result": result, "config": cfg, "workdir": str(Path(workdir).resolve())}, _f)
+"""
 
 
 def _code_cells(nb):
@@ -95,6 +120,9 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     # The kernel inherits the run-wide compilation cache of tests/conftest.py: a notebook rebuilds what
     # its run compiled (to restore the trained state), and its reproduction's own test compiled much of it.
     nb = nbformat.read(path, as_version=4)
+    check = _run_check(path)
+    if check is not None:
+        nb.cells.append(nbformat.v4.new_code_cell(_SAVE_RUN))
     client = NotebookClient(
         nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(tmp_path / "cwd")}}
     )
@@ -116,3 +144,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     assert pngs, f"{path.name}: no inline plot"
     # The run wrote into the notebook's working directory, not into the repository.
     assert list((tmp_path / "cwd").rglob("metrics.jsonl")), sorted(map(str, (tmp_path / "cwd").rglob("*")))[:20]
+    if check is not None:
+        with open(tmp_path / "cwd" / "_notebook_run.pkl", "rb") as f:
+            run = pickle.load(f)
+        check(run["result"], run["config"], Path(run["workdir"]))

@@ -9,12 +9,6 @@ from sklearn.linear_model import LogisticRegression
 from nips23jax.core.config import load_config
 from nips23jax.reproductions import distribution_shift as repro
 
-TINY = [
-    "models.num_features=(1,4,8)", "models.train_sizes=(32,256)", "models.steps=100", "models.num_test=1000",
-    "models.num_bootstrap=20", "disde.num_eval=300", "disde.num_bootstrap=4", "disde.truth_samples=20000",
-]
-
-
 def test_model_family_matches_sklearn_logistic_regression():
     x = jax.random.normal(jax.random.key(0), (200, 3))
     y = (x @ jnp.array([1.0, -1.0, 0.5]) + 0.5 * jax.random.normal(jax.random.key(1), (200,)) > 0).astype(jnp.int32)
@@ -30,26 +24,29 @@ def test_model_family_matches_sklearn_logistic_regression():
     assert repro.predict(params, x).shape == (200, 2)
 
 
-@pytest.mark.slow
-def test_run_writes_findings_and_figures(tmp_path):
-    config = load_config("distribution_shift", quick=True, overrides=TINY)
-    result = repro.run(config, tmp_path, progress=False)
+def test_run_rejects_more_features_than_dimensions(tmp_path):
+    config = load_config("distribution_shift", quick=True, overrides=["models.num_features=(1,5)", "data.dim=4"])
+    with pytest.raises(ValueError, match="exceeds data.dim"):
+        repro.run(config, tmp_path, progress=False)
+
+
+def check_run(result, config, workdir):
+    """End-to-end checks, run on the notebook's run by tests/test_notebooks.py (one run per session)."""
     assert [f.claim for f in result.findings] == ["line", "breaks", "disde"]
     for name in ("accuracy_on_the_line.png", "more_data.png", "disde.png"):
-        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert sum(r["split"] == "models" for r in rows) == 6 and sum(r["split"] == "disde" for r in rows) == 4
+        assert (workdir / name).read_bytes()[:4] == b"\x89PNG"
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    num_models = len(config.models.num_features) * len(config.models.train_sizes)
+    assert sum(r["split"] == "models" for r in rows) == num_models
+    assert sum(r["split"] == "disde" for r in rows) == len(repro.CASES)
     m = result.metrics
-    # the verdicts follow the numbers (tiny runs may or may not meet the criteria)
+    # the verdicts follow the numbers (notebook-test runs may or may not meet the criteria)
     assert result.findings[0].passed == (m["lines"]["x_shift"]["r2"] >= config.criteria.line_r2_above)
     d = m["disde"]
     for case in repro.CASES:
         for t in repro.TERMS:
             assert np.isfinite(d[case]["estimate"][t]) and d[case]["se"][t] > 0
-        assert abs(d[case]["truth"]["x_shift_p_to_s"] + d[case]["truth"]["y_given_x"]
-                   + d[case]["truth"]["x_shift_s_to_q"] - d[case]["truth"]["total"]) < 1e-5
+        truth = d[case]["truth"]
+        assert abs(truth["x_shift_p_to_s"] + truth["y_given_x"] + truth["x_shift_s_to_q"] - truth["total"]) < 1e-5
     # P = Q: the truth is exactly zero
     assert all(abs(d["null"]["truth"][t]) < 1e-6 for t in repro.TERMS)
-    with pytest.raises(ValueError, match="exceeds data.dim"):
-        repro.run(load_config("distribution_shift", quick=True, overrides=TINY + ["data.dim=4"]), tmp_path / "x",
-                  progress=False)
