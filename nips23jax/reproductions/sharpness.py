@@ -84,7 +84,9 @@ def two_layer_apply(params: dict, x: jax.Array, *, layernorm: bool = False, eps:
     """
     r = jax.nn.relu(params["W"] @ x + params.get("b", 0.0))
     if layernorm:
-        r = r / jnp.maximum(jnp.linalg.norm(r), eps)
+        # max(‖r‖, eps) as sqrt(max(‖r‖², eps²)): the same value, but its derivatives stay finite
+        # where every unit is inactive (the gradient of ‖r‖ at r = 0 is 0/0 and poisons the HVPs).
+        r = r / jnp.sqrt(jnp.maximum(jnp.sum(r * r), eps * eps))
     return params["a"] @ r
 
 
