@@ -56,6 +56,12 @@ def test_cholesky_posterior_mean_variance_and_samples_are_exact():
     np.testing.assert_allclose(mc_mu, mean, rtol=1e-9, atol=1e-9)
 
 
+# One set of options per solver, shared by every test that runs it (and the same problem shapes), so
+# each solver compiles once for the module.
+CG_OPTS = dict(tol=1e-6, sample_tol=1e-6, preconditioner_rank=5, block_size=7)
+SGD_OPTS = dict(batch_size=16, learning_rate=0.1, sample_learning_rate=0.1, grad_clip=None, sgd_num_features=100)
+
+
 @pytest.fixture(scope="module")
 def reference():
     """Cholesky posterior (float32, 8 samples) on a well-conditioned problem; every solver shares
@@ -70,8 +76,7 @@ def test_cg_matches_cholesky_held_and_blockwise(reference):
     x, y, xt, params, _, mean, samples = reference
     for held in (True, False):
         post = gp.posterior(x, y, params, solver="cg", key=jax.random.key(5), num_samples=8, num_features=256,
-                            tol=1e-6, sample_tol=1e-6, preconditioner_rank=5,
-                            max_matrix_bytes=2**40 if held else 0, block_size=7)
+                            max_matrix_bytes=2**40 if held else 0, **CG_OPTS)
         assert bool(post.info["held_matrix"]) == held
         assert int(post.info["iterations"]) < 48
         np.testing.assert_allclose(post.mean(xt), mean, atol=2e-4)
@@ -95,39 +100,37 @@ def test_inducing_with_all_points_is_exact_and_with_fewer_is_the_projected_solut
 def test_sgd_converges_to_the_cg_solution_mean_and_samples(reference):
     x, y, xt, params, _, mean, samples = reference
     post = gp.posterior(x, y, params, solver="sgd", key=jax.random.key(5), num_samples=8, num_features=256,
-                        num_steps=3000, batch_size=16, learning_rate=0.1, sample_learning_rate=0.1,
-                        grad_clip=None, sgd_num_features=100)
+                        num_steps=3000, **SGD_OPTS)
     scale = np.std(samples)
     # measured 0.042 and 0.075 of the scale (RFF noise in the regularizer, slow small-eigenvalue directions)
     assert np.sqrt(np.mean((np.asarray(post.mean(xt)) - mean) ** 2)) < 0.07 * scale
     assert np.sqrt(np.mean((np.asarray(post.sample(None, xt)) - samples) ** 2)) < 0.12 * scale
     # and the same key gives the same result
     again = gp.posterior(x, y, params, solver="sgd", key=jax.random.key(5), num_samples=8, num_features=256,
-                         num_steps=3000, batch_size=16, learning_rate=0.1, sample_learning_rate=0.1,
-                         grad_clip=None, sgd_num_features=100)
+                         num_steps=3000, **SGD_OPTS)
     np.testing.assert_array_equal(again.mean_weights, post.mean_weights)
 
 
 def test_fresh_samples_with_a_key_differ_and_match_the_stored_ones_of_that_key(reference):
     x, y, xt, params, post, _, samples = reference
-    fresh = np.asarray(post.sample(jax.random.key(9), xt, 4))
-    assert fresh.shape == (4, 15) and not np.allclose(fresh, samples[:4])
+    fresh = np.asarray(post.sample(jax.random.key(9), xt, 8))  # 8: the fixture's compiled shapes
+    assert fresh.shape == (8, 15) and not np.allclose(fresh, samples)
     np.testing.assert_allclose(post.sample(jax.random.key(5), xt, 8), samples, atol=1e-5)
     with pytest.raises(ValueError, match="num_samples"):
         post.sample(None, xt, 9)
 
 
-def test_sharded_solvers_equal_unsharded():
-    x, y, xt = problem(n=64, noise=0.3, seed=2)
-    params = gp.init_params(2, lengthscale=LS, noise_variance=0.3)
+def test_sharded_solvers_equal_unsharded(reference):
+    # the reference problem and the solver options of the tests above: the unsharded solves reuse their
+    # compiled programs (n = 48 splits over the 8 devices)
+    x, y, _, params, _, _, _ = reference
     mesh = make_mesh()
     xs = jax.device_put(jnp.asarray(x, jnp.float32), NamedSharding(mesh, P("data")))
     ys = jax.device_put(jnp.asarray(y, jnp.float32), NamedSharding(mesh, P("data")))
     assert len(xs.sharding.device_set) == 8
-    for solver, opts in (("cg", dict(tol=1e-5, max_matrix_bytes=0, block_size=16)),
-                         ("sgd", dict(num_steps=50, batch_size=8))):
-        a = gp.posterior(x, y, params, solver=solver, key=jax.random.key(1), num_samples=2, num_features=32, **opts)
-        b = gp.posterior(xs, ys, params, solver=solver, key=jax.random.key(1), num_samples=2, num_features=32, **opts)
+    for solver, opts in (("cg", CG_OPTS | dict(max_matrix_bytes=0)), ("sgd", SGD_OPTS | dict(num_steps=50))):
+        a = gp.posterior(x, y, params, solver=solver, key=jax.random.key(1), num_samples=8, num_features=256, **opts)
+        b = gp.posterior(xs, ys, params, solver=solver, key=jax.random.key(1), num_samples=8, num_features=256, **opts)
         np.testing.assert_allclose(b.mean_weights, a.mean_weights, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(b.sample_weights, a.sample_weights, rtol=1e-4, atol=1e-4)
 
