@@ -16,26 +16,22 @@ before anything is timed.
 
 from __future__ import annotations
 
-import argparse
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nips23jax.core.benchmark import compare, format_table
+from nips23jax.core.benchmark import benchmark_parser, compare, format_table
 from nips23jax.models.transformer import CausalSelfAttention, TransformerConfig
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = benchmark_parser(__doc__, warmup=2, repeats=100)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
 

@@ -29,7 +29,6 @@ the reference's log-probs of the same tokens, negated and averaged.
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import jax
@@ -37,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nips23jax.core.benchmark import compare, format_table
+from nips23jax.core.benchmark import benchmark_parser, compare, format_table
 from nips23jax.core.train import TrainState, make_train_step
 from nips23jax.dpo import frozen_reference, make_dpo_loss_fn, reference_logps
 from nips23jax.models.lm import LMApply, masked_lm_loss
@@ -53,7 +52,7 @@ SFT_2B = "SFT step on chosen + rejected (2B sequences)"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = benchmark_parser(__doc__, warmup=2, repeats=30)
     p.add_argument("--batch", type=int, default=8, help="preference pairs per step (SFT: this many sequences)")
     p.add_argument("--prompt", type=int, default=32, help="prompt tokens")
     p.add_argument("--completion", type=int, default=32, help="completion tokens (chosen and rejected)")
@@ -63,9 +62,6 @@ def parse_args(argv=None):
     p.add_argument("--vocab", type=int, default=256)
     p.add_argument("--beta", type=float, default=0.1)
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=30)
-    p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
 

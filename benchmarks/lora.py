@@ -20,14 +20,13 @@ the trainable fraction. Before timing, the first step's loss is checked equal ac
 
 from __future__ import annotations
 
-import argparse
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nips23jax.core.benchmark import compare, format_table
+from nips23jax.core.benchmark import benchmark_parser, compare, format_table
 from nips23jax.core.train import TrainState, make_train_step
 from nips23jax.models.lm import lm_loss_fn
 from nips23jax.models.transformer import TransformerConfig, TransformerLM
@@ -38,7 +37,7 @@ FULL, LORA, QLORA = "full fine-tune", "LoRA", "QLoRA (NF4+DQ base)"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = benchmark_parser(__doc__, warmup=2, repeats=20)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seq", type=int, default=64)
     p.add_argument("--d-model", type=int, default=256)
@@ -47,9 +46,6 @@ def parse_args(argv=None):
     p.add_argument("--vocab", type=int, default=256)
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
 

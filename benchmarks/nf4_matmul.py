@@ -28,14 +28,13 @@ but every entry has to be decoded on each call).
 
 from __future__ import annotations
 
-import argparse
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nips23jax.core.benchmark import compare, format_table
+from nips23jax.core.benchmark import benchmark_parser, compare, format_table
 from nips23jax.qlora import bits_per_param, dequantize_4bit, quantize_4bit
 from nips23jax.qlora.matmul import default_tile, nf4_matmul
 
@@ -45,17 +44,13 @@ GOALS = {1: 3.0, 64: 1.4, 256: 1.1}  # batch -> limit on nf4_matmul fp32 / dense
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = benchmark_parser(__doc__, warmup=2, repeats=10, number=1)
     p.add_argument("--in", dest="in_features", type=int, default=4096, help="rows of the weight (input width)")
     p.add_argument("--out", dest="out_features", type=int, default=4096, help="columns of the weight (output width)")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64, 256, 512], help="rows of x")
     p.add_argument("--quant-type", default="nf4", choices=["nf4", "fp4", "int4"])
     p.add_argument("--no-double-quant", dest="double_quant", action="store_false")
     p.add_argument("--tile", type=int, default=None, help="rows of the weight per tile (default: default_tile)")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--number", type=int, default=1, help="calls per timing sample")
-    p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
 

@@ -31,7 +31,6 @@ Wen, Li & Ma 2023):
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import jax
@@ -41,7 +40,7 @@ import optax
 import optax.contrib
 from jax.flatten_util import ravel_pytree
 
-from nips23jax.core.benchmark import compare, format_table
+from nips23jax.core.benchmark import benchmark_parser, compare, format_table
 from nips23jax.sam import sam
 from nips23jax.sharpness import hessian_trace, interpolation_hessian_trace
 
@@ -49,7 +48,7 @@ SAM_GOAL = 2.1  # the issue's limit on SAM/base; two gradient evaluations make ~
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = benchmark_parser(__doc__, warmup=3, repeats=50, number=10)
     p.add_argument("--input", type=int, default=30, help="input dimension of the SAM-step MLP")
     p.add_argument("--width", type=int, default=500, help="hidden width of the SAM-step MLP")
     p.add_argument("--batch", type=int, default=100, help="examples per SAM step")
@@ -60,11 +59,7 @@ def parse_args(argv=None):
     p.add_argument("--hess-batch", type=int, default=50, help="examples in the Hessian-trace loss")
     p.add_argument("--samples", type=int, nargs="+", default=[10, 100], help="Hutchinson probe counts")
     p.add_argument("--keys", type=int, default=20, help="keys Hutchinson's error is averaged over")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=50)
-    p.add_argument("--number", type=int, default=10, help="calls per timing sample (one step per call)")
     p.add_argument("--steps-per-call", type=int, default=10, help="steps per jitted call in the second SAM table")
-    p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
 

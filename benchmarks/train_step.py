@@ -19,30 +19,26 @@ timing, one step of each is checked to give the same loss and parameters.
 
 from __future__ import annotations
 
-import argparse
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nips23jax.core.benchmark import compare, format_table
+from nips23jax.core.benchmark import benchmark_parser, compare, format_table
 from nips23jax.core.train import TrainState, make_train_step
 from nips23jax.models.lm import masked_lm_loss
 from nips23jax.models.transformer import TransformerConfig, TransformerLM
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = benchmark_parser(__doc__, warmup=2, repeats=30)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--vocab", type=int, default=256)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=30)
-    p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
 

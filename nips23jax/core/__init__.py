@@ -5,6 +5,7 @@
 
 from nips23jax.core.benchmark import Row as Row
 from nips23jax.core.benchmark import Timing as Timing
+from nips23jax.core.benchmark import benchmark_parser as benchmark_parser
 from nips23jax.core.benchmark import compare as compare
 from nips23jax.core.benchmark import format_table as format_table
 from nips23jax.core.benchmark import time_fn as time_fn

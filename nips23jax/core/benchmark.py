@@ -10,6 +10,8 @@ reports ``median / baseline median``.
   waiting for every output with ``jax.block_until_ready`` (JAX dispatches asynchronously).
 * :func:`compare` -- time several zero-argument cases and return :class:`Row` s with ratios.
 * :func:`format_table` -- the rows as a markdown table, for a benchmark script to print.
+* :func:`benchmark_parser` -- a script's command line with the shared timing knobs
+  (``--warmup --repeats [--number] --seed``).
 
 Example::
 
@@ -23,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import argparse
 import math
 import statistics
 import time
@@ -243,3 +246,30 @@ def format_table(rows: Sequence[Row], title: str | None = None, *, baseline: str
         name = f"{r.name} (baseline)" if r.name == baseline else r.name
         lines.append(f"| {name} | {r.median * 1e3:.3f} | {r.timing.iqr * 1e3:.3f} | {r.ratio:.2f} |")
     return "\n".join(lines)
+
+
+def benchmark_parser(
+    doc: str | None, *, warmup: int = 2, repeats: int = 30, number: int | None = None
+) -> argparse.ArgumentParser:
+    """A benchmark script's argument parser, with the timing knobs every script shares.
+
+    Args:
+      doc: the script's module docstring; its first paragraph becomes ``--help``'s description.
+      warmup: default of ``--warmup`` (untimed calls that compile).
+      repeats: default of ``--repeats`` (timed samples per case).
+      number: default of ``--number`` (calls per timing sample); ``None`` leaves the option out.
+
+    Returns:
+      An ``argparse.ArgumentParser`` with ``--warmup``, ``--repeats``, ``--number`` (if asked for) and
+      ``--seed`` (default 0); the script adds its sizes.
+    """
+    for name, value in (("warmup", warmup), ("repeats", repeats), ("number", number)):
+        if value is not None and (not isinstance(value, int) or value < (0 if name == "warmup" else 1)):
+            raise ValueError(f"benchmark_parser: {name} must be an int >= {0 if name == 'warmup' else 1}, got {value!r}")
+    p = argparse.ArgumentParser(description=(doc or "").strip().split("\n\n")[0] or None)
+    p.add_argument("--warmup", type=int, default=warmup, help="untimed calls per case (compilation)")
+    p.add_argument("--repeats", type=int, default=repeats, help="timed samples per case")
+    if number is not None:
+        p.add_argument("--number", type=int, default=number, help="calls per timing sample")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the inputs")
+    return p

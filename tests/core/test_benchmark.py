@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from nips23jax.core.benchmark import Row, Timing, compare, format_table, time_fn
+from nips23jax.core.benchmark import Row, Timing, benchmark_parser, compare, format_table, time_fn
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -139,3 +139,13 @@ def test_attention_benchmark_script_runs():
     assert "ratio" in proc.stdout
     for name in ("flax MHA", "nips23jax CausalSelfAttention", "jax.nn.dot_product_attention"):
         assert name in proc.stdout
+
+
+def test_benchmark_parser_shared_knobs_and_description():
+    p = benchmark_parser("Times X against Y.\n\nLonger text.", warmup=3, repeats=7)
+    assert p.description == "Times X against Y."
+    args = p.parse_args([])
+    assert (args.warmup, args.repeats, args.seed) == (3, 7, 0) and not hasattr(args, "number")
+    assert benchmark_parser(None, number=4).parse_args(["--number", "5", "--seed", "2"]).number == 5
+    with pytest.raises(ValueError, match="repeats must be an int >= 1"):
+        benchmark_parser("x", repeats=0)
