@@ -28,20 +28,22 @@ def get_config(arg=None):
     c.block_gibbs = ml_collections.ConfigDict({"block_size": 3})
     c.hamming_ball = ml_collections.ConfigDict({"block_size": 10, "radius": 1})
 
+    # DISCS' λ sweep (run_configs/.../ising/lamdasweep_small.py): zero field, gradient samplers under both
+    # balancing functions, 400,000 steps; ESS per step with the first half as burn-in
     c.sweep = ml_collections.ConfigDict()
-    c.sweep.sampler = "gwg"
-    c.sweep.side = 8 if quick else 20
-    c.sweep.mu = 0.0
-    c.sweep.inverse_temperatures = [0.1, 0.3, 0.4407, 0.6, 0.8] if not quick else [0.1, 0.4407, 0.8]
-    c.sweep.chains = 8 if quick else 100
-    c.sweep.steps = 400 if quick else 10_000
+    c.sweep.samplers = ["dlmc"] if quick else ["gwg", "pas", "dmala", "dlmc"]
+    c.sweep.side = 8 if quick else 10
+    c.sweep.inverse_temperatures = [0.1607, 0.4407, 0.7607] if quick else [0.1607, 0.2807, 0.3607, 0.4407, 0.5207, 0.6007, 0.7607]
+    c.sweep.chains = 32 if quick else 100
+    c.sweep.steps = 2000 if quick else 20_000
 
+    # DISCS' shape sweep (λ = 0.5, μ = 0.5 with the random field): slope of log ESS per step vs log d
     c.dimension = ml_collections.ConfigDict()
-    c.dimension.samplers = ["rwm", "dlmc"] if quick else ["rwm", "gwg", "dlmc"]
-    c.dimension.sides = [4, 8] if quick else [5, 10, 20, 40]
-    c.dimension.inverse_temperature = 0.3
-    c.dimension.chains = 8 if quick else 100
-    c.dimension.steps = 400 if quick else 10_000
+    c.dimension.samplers = ["rwm", "dlmc"] if quick else ["rwm", "gwg", "pas", "dlmc"]
+    c.dimension.sides = [5, 10] if quick else [5, 10, 20, 40]
+    c.dimension.inverse_temperature = 0.5
+    c.dimension.chains = 32 if quick else 100
+    c.dimension.steps = 2000 if quick else 20_000
 
     c.panels = ml_collections.ConfigDict()
     c.panels.samplers = (["rwm", "gwg", "dlmc"] if quick else
@@ -65,4 +67,6 @@ def get_config(arg=None):
     c.combinatorial.stages = 5 if quick else 50
     c.combinatorial.t_start = 1.0
     c.combinatorial.t_end = 0.01
+    c.combinatorial.ratio_nodes = 16  # small enough to brute-force (2^16 states): best found / optimum
+    c.combinatorial.ratio_edge_prob = 0.3
     return c

@@ -180,32 +180,20 @@ def _check_matrix(model, p, q_total):
     np.testing.assert_allclose(pi @ p, pi, atol=1e-9)  # invariance
 
 
-def _check_rows(model, alg, p, starts, state_fn=None):
+def _check_rows(p, starts, draws, name):
     """The kernel's draws from fixed states follow the exact rows (chi-square, merged small bins)."""
-    k = model.num_categories
-    states = tables(model)[0]
-
-    @functools.partial(jax.jit, **FAST)
-    def draw(keys, xs):
-        def one(ks, x):
-            st = alg.init(x) if state_fn is None else state_fn(alg.init(x))
-            return jax.vmap(alg.step, in_axes=(0, None))(ks, st)[0].x
-
-        return jax.vmap(one)(keys, xs)
-
-    keys = jax.random.split(jax.random.key(len(starts)), (len(starts), NUM_DRAWS))
-    out = np.asarray(draw(keys, jnp.asarray(states[starts])))
-    for a, ys in zip(starts, out):
-        counts = np.bincount(state_index(ys, k), minlength=len(states))
+    k = round(len(p) ** (1 / draws.shape[-1]))  # K^d rows
+    for a, ys in zip(starts, draws):
+        counts = np.bincount(state_index(ys, k), minlength=len(p))
         expected = p[a] * NUM_DRAWS
-        assert counts[expected == 0].sum() == 0, "the kernel reached a state the exact row forbids"
+        assert counts[expected == 0].sum() == 0, (name, "the kernel reached a state the exact row forbids")
         big = expected >= 5
         obs = np.append(counts[big], counts[~big].sum())
         exp = np.append(expected[big], expected[~big].sum())
         obs, exp = obs[exp > 0], exp[exp > 0]
         stat = ((obs - exp) ** 2 / exp).sum()
         pval = scipy.stats.chi2.sf(stat, len(obs) - 1)
-        assert pval > 1e-4, (alg.name, a, pval)
+        assert pval > 1e-4, (name, a, pval)
 
 
 MH_CASES = [  # (sampler, kwargs, kinds): the categorical variants of the per-site samplers differ in code
@@ -219,10 +207,69 @@ MH_CASES = [  # (sampler, kwargs, kinds): the categorical variants of the per-si
 MH_PARAMS = [(kind, name, kw) for name, kw, kinds in MH_CASES for kind in kinds]
 
 
-@pytest.mark.parametrize("kind,name,kw", MH_PARAMS,
-                         ids=[f"{k}-{n}-{'-'.join(map(str, kw.values()))}" for k, n, kw in MH_PARAMS])
+def _case_id(name, kw):
+    return f"{name}-{'-'.join(map(str, kw.values()))}"
+
+
+def _model(kind):
+    return binary_model() if kind == "binary" else categorical_model()
+
+
+def _at(field, value):
+    """Sets a Gibbs-type state's scan position (which site / block the next step updates)."""
+    return lambda s: s._replace(**{field: jnp.asarray(value, jnp.int32)})
+
+
+def _row_cases(kind):
+    """Every exact-matrix case on the model of ``kind``: ``{id: (sampler, start rows, state_fn)}``."""
+    model = _model(kind)
+    n, d = len(tables(model)[0]), model.num_sites
+    cases = {_case_id(name, kw): (D.get_sampler(name, model, adapt=False, **kw), [0, 37 % n], None)
+             for name, kw, kinds in MH_CASES if kind in kinds}
+    cases["gibbs"] = (D.gibbs(model), [5], _at("index", 1))
+    cases["block_gibbs-2"] = (D.block_gibbs(model, block_size=2), [5], _at("block", 1))
+    cases["block_gibbs-3"] = (D.block_gibbs(model, block_size=3), [5], _at("block", (d + 2) // 3 - 1))  # shifted last
+    if kind == "binary":
+        cases["hamming_ball"] = (D.hamming_ball(model, block_size=4, radius=1), [9, 200], _at("block", 1))
+    return cases
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_draws(kind):
+    """``NUM_DRAWS`` one-step draws of every case's kernel from its start states.
+
+    ONE compiled program per model kind for all its exact-matrix cases (compiling is what these
+    tests spend their time on): ``{case id: (starts, draws (len(starts), NUM_DRAWS, d))}``.
+    """
+    cases = _row_cases(kind)
+    states = tables(_model(kind))[0]
+
+    @functools.partial(jax.jit, **FAST)
+    def draw(key):
+        out = {}
+        for i, (cid, (alg, starts, state_fn)) in enumerate(cases.items()):
+            keys = jax.random.split(jax.random.fold_in(key, i), (len(starts), NUM_DRAWS))
+
+            def one(ks, x, alg=alg, state_fn=state_fn):
+                st = alg.init(x) if state_fn is None else state_fn(alg.init(x))
+                return jax.vmap(alg.step, in_axes=(0, None))(ks, st)[0].x
+
+            out[cid] = jax.vmap(one)(keys, jnp.asarray(states[starts]))
+            if i == 0:  # the same draws from raw (uint32) keys: kernels accept both key kinds
+                out["raw-keys"] = jax.vmap(one)(jax.random.key_data(keys), jnp.asarray(states[starts]))
+        return out
+
+    draws = draw(jax.random.key(7))
+    first = next(iter(cases))
+    np.testing.assert_array_equal(draws["raw-keys"], draws[first])
+    again = draw(jax.random.key(7))  # same key, same result
+    np.testing.assert_array_equal(again[first], draws[first])
+    return {cid: (cases[cid][1], np.asarray(draws[cid])) for cid in cases}
+
+
+@pytest.mark.parametrize("kind,name,kw", MH_PARAMS, ids=[f"{k}-{_case_id(n, kw)}" for k, n, kw in MH_PARAMS])
 def test_mh_sampler_exact_transition_matrix(kind, name, kw):
-    model = binary_model() if kind == "binary" else categorical_model()
+    model = _model(kind)
     bal = kw.get("balancing", "sqrt")
     if name == "rwm":
         p, tot = _rwm_matrix(model, kw["num_flips"])
@@ -233,8 +280,8 @@ def test_mh_sampler_exact_transition_matrix(kind, name, kw):
     else:
         p, tot = _dlmc_matrix(model, bal, kw["log_tau"], kw.get("solver", "interpolate"))
     _check_matrix(model, p, tot)
-    alg = D.get_sampler(name, model, adapt=False, **kw)
-    _check_rows(model, alg, p, starts=[0, 37 % len(p)])
+    starts, draws = kernel_draws(kind)[_case_id(name, kw)]
+    _check_rows(p, starts, draws, name)
 
 
 def _gibbs_block_matrix(model, block):
@@ -252,17 +299,13 @@ def _gibbs_block_matrix(model, block):
 
 @pytest.mark.parametrize("kind", ["binary", "categorical"])
 def test_gibbs_samplers_match_exact_conditionals(kind):
-    model = binary_model() if kind == "binary" else categorical_model()
+    model = _model(kind)
     d = model.num_sites
-    for alg, block, field, value in [
-        (D.gibbs(model), [1], "index", 1),
-        (D.block_gibbs(model, block_size=2), [2, 3], "block", 1),
-        (D.block_gibbs(model, block_size=3), [d - 3, d - 2, d - 1], "block", (d + 2) // 3 - 1),  # shifted last block
-    ]:
+    draws = kernel_draws(kind)
+    for cid, block in [("gibbs", [1]), ("block_gibbs-2", [2, 3]), ("block_gibbs-3", [d - 3, d - 2, d - 1])]:
         p = _gibbs_block_matrix(model, block)
         _check_matrix(model, p, np.ones(len(p)))
-        _check_rows(model, alg, p, starts=[5], state_fn=lambda s, f=field, v=value: s._replace(
-            **{f: jnp.asarray(v, jnp.int32)}))
+        _check_rows(p, *draws[cid], cid)
 
 
 def test_hamming_ball_kernel_is_the_exact_two_stage_gibbs_move():
@@ -281,8 +324,7 @@ def test_hamming_ball_kernel_is_the_exact_two_stage_gibbs_move():
             w = np.where(same & (dist_u <= 1), np.exp(lp), 0.0)
             p[a] += w / w.sum() / (b + 1)
     _check_matrix(model, p, np.ones(n))
-    alg = D.hamming_ball(model, block_size=b, radius=1)
-    _check_rows(model, alg, p, starts=[9, 200], state_fn=lambda s: s._replace(block=jnp.asarray(1, jnp.int32)))
+    _check_rows(p, *kernel_draws("binary")["hamming_ball"], "hamming_ball")
     assert D.samplers.hamming_ball.__module__ == "nips23jax.discrete.samplers.hamming_ball"
     assert len(D.samplers.hamming_ball.__globals__["ball_shifts"](3, 2, 3)) == 1 + 3 * 2 + 3 * 4
 
@@ -294,14 +336,23 @@ def test_long_run_marginals_match_enumeration_with_adaptation_on():
     per adaptive rule and state type: rwm / gwg adapt the number of flips (binary / categorical),
     dlmc the step size (PAS and DMALA share these rules and are checked exactly above)."""
     chains, steps = 32, 800
-    for kind, name in [("binary", "rwm"), ("binary", "dlmc"), ("categorical", "gwg")]:
-        model = binary_model() if kind == "binary" else categorical_model()
+    runs = [("binary", "rwm"), ("binary", "dlmc"), ("categorical", "gwg")]
+    k1, k2 = jax.random.split(jax.random.key(11))
+
+    @functools.partial(jax.jit, **FAST)
+    def run_all():  # the three runs in one compiled program
+        out = []
+        for kind, name in runs:
+            model = _model(kind)
+            x0 = jax.random.randint(k1, (chains, model.num_sites), 0, model.num_categories)
+            xs, _, acc, _ = D.sample_chains(D.get_sampler(name, model), x0, x0[0], jax.random.split(k2, chains), steps,
+                                            keep="states")
+            out.append((xs, acc))
+        return out
+
+    for (kind, name), (xs, acc) in zip(runs, run_all()):
+        model = _model(kind)
         exact = D.exact_marginals(model)
-        alg = D.get_sampler(name, model)
-        k1, k2 = jax.random.split(jax.random.key(11))
-        x0 = jax.random.randint(k1, (chains, model.num_sites), 0, model.num_categories)
-        run = jax.jit(lambda x0, ks, a=alg: D.sample_chains(a, x0, x0[0], ks, steps, keep="states"), **FAST)
-        xs, _, acc, _ = run(x0, jax.random.split(k2, chains))
         xs = np.asarray(xs)[steps // 4:]
         per_chain = np.stack([(xs == c).mean(0) for c in range(model.num_categories)], -1)  # (chains, d, K)
         est, se = per_chain.mean(0), per_chain.std(0) / np.sqrt(chains) + 1e-3
@@ -312,15 +363,10 @@ def test_long_run_marginals_match_enumeration_with_adaptation_on():
 
 
 def test_same_key_same_result_and_key_types():
-    model = binary_model()
-    alg = D.gwg(model)
-    step = jax.jit(alg.step, **FAST)
-    st = alg.init(jnp.zeros(model.num_sites, jnp.int32))
-    a, _ = step(jax.random.key(0), st)
-    b, _ = step(jax.random.key(0), st)
-    c, _ = step(jax.random.key_data(jax.random.key(0)), st)
-    np.testing.assert_array_equal(a.x, b.x)
-    np.testing.assert_array_equal(a.x, c.x)
+    """Checked inside the one compiled program of :func:`kernel_draws` (raw keys give the typed keys'
+    draws; the same key twice gives the same draws), for the binary and the categorical model."""
+    for kind in ("binary", "categorical"):
+        assert kernel_draws(kind)
 
 
 def test_balancing_functions_in_log_space():

@@ -25,7 +25,7 @@ from nips23jax.discrete.samplers.adaptive import adapt_num_flips
 from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function
 from nips23jax.discrete.samplers.base import Info, SamplingAlgorithm, check_int, mh_accept
 
-__all__ = ["GradientState", "apply_moves", "gwg"]
+__all__ = ["GradientState", "accept_move", "apply_moves", "gwg", "num_flips_init"]
 
 TARGET_ACCEPTANCE = 0.574
 
@@ -44,6 +44,19 @@ class GradientState(NamedTuple):
     log_prob: jax.Array
     diffs: jax.Array
     step_size: jax.Array
+
+
+def num_flips_init(model: DiscreteModel, num_flips: float):
+    """``init(x, previous=None) -> GradientState`` of the samplers that adapt a number of moves ``R``
+    (GWG, PAS): ``log π(x)`` and ``D`` at ``x``; ``R`` from ``previous`` if given, else ``num_flips``."""
+
+    def init(x, previous=None):
+        x = model.check_state(x)
+        lp, diffs = model.log_prob_and_diffs(x)
+        r = jnp.asarray(num_flips, jnp.float32) if previous is None else previous.step_size
+        return GradientState(x, lp, diffs, r)
+
+    return init
 
 
 def accept_move(
@@ -109,11 +122,7 @@ def gwg(
     if not 1.0 <= float(num_flips) <= r_max:
         raise ValueError(f"gwg: num_flips must be in [1, max_flips={r_max}], got {num_flips!r}")
 
-    def init(x, previous=None):
-        x = model.check_state(x)
-        lp, diffs = model.log_prob_and_diffs(x)
-        r = jnp.asarray(num_flips, jnp.float32) if previous is None else previous.step_size
-        return GradientState(x, lp, diffs, r)
+    init = num_flips_init(model, num_flips)
 
     def step(key, state):
         k_move, k_acc = jax.random.split(as_key(key))

@@ -18,7 +18,7 @@ from nips23jax.discrete.models import DiscreteModel
 from nips23jax.discrete.samplers.adaptive import adapt_num_flips
 from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function
 from nips23jax.discrete.samplers.base import SamplingAlgorithm, check_int, mh_accept
-from nips23jax.discrete.samplers.gwg import TARGET_ACCEPTANCE, GradientState, accept_move
+from nips23jax.discrete.samplers.gwg import TARGET_ACCEPTANCE, accept_move, num_flips_init
 
 __all__ = ["pas", "path_log_prob"]
 
@@ -66,11 +66,7 @@ def pas(
     if not 1.0 <= float(num_flips) <= r_max:
         raise ValueError(f"pas: num_flips must be in [1, max_flips={r_max}], got {num_flips!r}")
 
-    def init(x, previous=None):
-        x = model.check_state(x)
-        lp, diffs = model.log_prob_and_diffs(x)
-        r = jnp.asarray(num_flips, jnp.float32) if previous is None else previous.step_size
-        return GradientState(x, lp, diffs, r)
+    init = num_flips_init(model, num_flips)
 
     def step(key, state):
         k_move, k_acc = jax.random.split(as_key(key))
