@@ -31,40 +31,42 @@ def get_config(arg=None):
     # DISCS' λ sweep (run_configs/.../ising/lamdasweep_small.py): zero field, gradient samplers under both
     # balancing functions, 400,000 steps; ESS per step with the first half as burn-in
     c.sweep = ml_collections.ConfigDict()
-    c.sweep.samplers = ["dlmc"] if quick else ["gwg", "pas", "dmala", "dlmc"]
+    c.sweep.samplers = ["dlmc"] if quick else ["gwg", "dmala", "dlmc"]  # PAS: ~10x GWG's time per step here
     c.sweep.side = 8 if quick else 10
     c.sweep.inverse_temperatures = [0.1607, 0.4407, 0.7607] if quick else [0.1607, 0.2807, 0.3607, 0.4407, 0.5207, 0.6007, 0.7607]
-    c.sweep.chains = 32 if quick else 100
-    c.sweep.steps = 2000 if quick else 20_000
+    c.sweep.chains = 32
+    c.sweep.steps = 2000 if quick else 4000
 
     # DISCS' shape sweep (λ = 0.5, μ = 0.5 with the random field): slope of log ESS per step vs log d
     c.dimension = ml_collections.ConfigDict()
-    c.dimension.samplers = ["rwm", "dlmc"] if quick else ["rwm", "gwg", "pas", "dlmc"]
-    c.dimension.sides = [5, 10] if quick else [5, 10, 20, 40]
+    c.dimension.samplers = ["rwm", "dlmc"] if quick else ["rwm", "gwg", "dlmc"]
+    # chains long against RWM's autocorrelation time (~d/2 steps): at d = 1600 and 2,000 kept steps the
+    # estimator is truncated and RWM's ESS per step stops falling
+    c.dimension.sides = [5, 10] if quick else [4, 8, 16]
     c.dimension.inverse_temperature = 0.5
-    c.dimension.chains = 32 if quick else 100
-    c.dimension.steps = 2000 if quick else 20_000
+    c.dimension.chains = 32
+    c.dimension.steps = 2000 if quick else 16_000
 
     c.panels = ml_collections.ConfigDict()
     c.panels.samplers = (["rwm", "gwg", "dlmc"] if quick else
                          ["rwm", "gibbs", "block_gibbs", "hamming_ball", "gwg", "pas", "dmala", "dlmc"])
-    c.panels.ising_side = 8 if quick else 50
-    c.panels.potts_side = 6 if quick else 30
+    c.panels.ising_side = 8 if quick else 20
+    c.panels.potts_side = 6 if quick else 10
     c.panels.potts_inverse_temperature = 1.0
-    c.panels.bernoulli_sites = 64 if quick else 10_000
-    c.panels.chains = 8 if quick else 100
-    c.panels.steps = 400 if quick else 10_000
+    c.panels.bernoulli_sites = 64 if quick else 400
+    c.panels.chains = 8 if quick else 32
+    c.panels.steps = 400 if quick else 2000
     c.panels.tolerance = 0.15  # DLMC's ESS at least 85% of the best sampler's
 
     c.combinatorial = ml_collections.ConfigDict()
     c.combinatorial.problems = ["mis"] if quick else ["mis", "maxcut"]
     c.combinatorial.samplers = (["rwm", "hamming_ball", "gwg", "dlmc"] if quick else
                                 ["rwm", "block_gibbs", "hamming_ball", "gwg", "pas", "dmala", "dlmc"])
-    c.combinatorial.num_nodes = 40 if quick else 200
+    c.combinatorial.num_nodes = 40 if quick else 100
     c.combinatorial.edge_prob = 0.1 if quick else 0.05
-    c.combinatorial.chains = 8 if quick else 32
-    c.combinatorial.steps = 200 if quick else 10_000
-    c.combinatorial.stages = 5 if quick else 50
+    c.combinatorial.chains = 8 if quick else 16
+    c.combinatorial.steps = 200 if quick else 1000
+    c.combinatorial.stages = 5 if quick else 20
     c.combinatorial.t_start = 1.0
     c.combinatorial.t_end = 0.01
     c.combinatorial.ratio_nodes = 16  # small enough to brute-force (2^16 states): best found / optimum

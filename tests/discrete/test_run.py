@@ -7,9 +7,16 @@ import nips23jax.discrete as D
 from nips23jax.core import make_mesh
 
 
+def _model():
+    # the 3x3 DISCS Ising (λ = 0.5, μ = 0.5, field from key 0) with 8 chains of 20 steps, as
+    # tests/test_benchmark_discs.py runs it: identical programs compile once per test run (the
+    # run-wide persistent compilation cache of tests/conftest.py)
+    return D.ising(3, key=jax.random.key(0))
+
+
 def test_sharded_chains_equal_unsharded():
     assert jax.device_count() == 8
-    model = D.ising(3, key=jax.random.key(0))
+    model = _model()
     alg = D.gwg(model)
     tr, info = D.run_chains(jax.random.key(5), model, alg, 8, 20)
     mesh = make_mesh({"data": 8})
@@ -21,16 +28,16 @@ def test_sharded_chains_equal_unsharded():
 
 
 def test_run_chains_shapes_keys_and_statistic():
-    model = D.bernoulli(jnp.zeros(5))
+    model = _model()
     alg = D.rwm(model)
-    xs, info = D.run_chains(3, model, alg, 4, 6, keep="states")
-    assert xs.shape == (6, 4, 5)
-    xs_raw, _ = D.run_chains(jax.random.key_data(jax.random.key(3)), model, alg, 4, 6, keep="states")  # same compile
+    xs, info = D.run_chains(3, model, alg, 8, 20, keep="states")
+    assert xs.shape == (20, 8, 9)
+    xs_raw, _ = D.run_chains(jax.random.key_data(jax.random.key(3)), model, alg, 8, 20, keep="states")  # same compile
     np.testing.assert_array_equal(xs, xs_raw)
     # by name (a sampler built with its defaults), the Hamming trace of the same chains
-    tr, info2 = D.run_chains(3, model, "rwm", 4, 6)
+    tr, info2 = D.run_chains(3, model, "rwm", 8, 20)
     np.testing.assert_array_equal(tr, (np.asarray(xs) != np.asarray(info2.reference)).sum(-1))
-    assert info.acceptance_rate.shape == (6, 4) and info.evals_per_step == 1.0
+    assert info.acceptance_rate.shape == (20, 8) and info.evals_per_step == 1.0
 
 
 def test_run_chains_bad_input():
