@@ -32,9 +32,11 @@ CLAIMS = (
     reproduce.Claim(
         "implicit_bias",
         "SGD's posterior is accurate where the data is even when it is far from converged in weight space",
-        "Fig. 1 / Fig. 3 (qualitative)",
-        "toy: SGD mean RMSE vs exact (|x| <= data range) < {config.criteria.toy_rmse} x std(y) while "
-        "‖α_SGD − α*‖/‖α*‖ > {config.criteria.toy_weight_error}",
+        "§4 / Fig. 3 (qualitative): error small in the interpolation and prior regions, concentrated in the "
+        "extrapolation region",
+        "toy, SGD mean vs exact mean: RMSE in the interpolation region (exact posterior variance <= 0.1 s) and in "
+        "the prior region (>= 0.9 s) each <= {config.criteria.toy_region_ratio} x RMSE in the extrapolation region "
+        "(between), while ‖α_SGD − α*‖/‖α*‖ > {config.criteria.toy_weight_error}",
     ),
     reproduce.Claim(
         "fitted_noise",
@@ -122,6 +124,12 @@ def toy(config, key, log: MetricsLog, progress: bool):
                              kernel=gp.matern32, solver="cholesky", key=k_post, num_samples=c.num_samples)
         exact_mean, exact_samples = np.asarray(exact.mean(xs)), np.asarray(exact.sample(None, xs))
         exact_w = np.asarray(exact.mean_weights)
+        exact_var = np.asarray(exact.predict(xs)[1])
+    # The paper's three regions (§4), from how much the data pins the function: interpolation where the
+    # exact posterior variance is <= 10% of the prior's, prior where it is >= 90%, extrapolation between.
+    rel_var = exact_var / float(params64["signal_variance"])
+    regions = {"interp": rel_var <= 0.1, "extrap": (rel_var > 0.1) & (rel_var < 0.9), "prior": rel_var >= 0.9}
+    prior_sd = float(np.sqrt(params64["signal_variance"]))
     x32, y32 = x.astype(np.float32), y.astype(np.float32)
     params = gp.init_params(1, lengthscale=c.lengthscale, noise_variance=c.noise)
     t0 = time.perf_counter()
@@ -133,8 +141,8 @@ def toy(config, key, log: MetricsLog, progress: bool):
     def callback(step, w):
         bar.update(step - bar.n)
         m = np.asarray(gp.kernel_matvec(gp.matern32, params, xs, x32, w[:, 0]))
-        inside = np.abs(xs[:, 0]) <= c.data_range
-        log.write(step, "toy_sgd", {"rmse_vs_exact_inside": float(np.sqrt(np.mean((m - exact_mean)[inside] ** 2))),
+        log.write(step, "toy_sgd", {**{f"rmse_{r}": _region_rmse(m - exact_mean, sel, prior_sd)
+                                       for r, sel in regions.items()},
                                     "weight_error": float(np.linalg.norm(np.asarray(w[:, 0]) - exact_w)
                                                           / np.linalg.norm(exact_w))})
 
@@ -144,21 +152,25 @@ def toy(config, key, log: MetricsLog, progress: bool):
                        callback_every=max(c.sgd_steps // 10, 1))
     t_sgd = time.perf_counter() - t0
     bar.close()
-    inside = np.abs(xs[:, 0]) <= c.data_range
     out = {}
     for name, post, t in (("cg", cg, t_cg), ("sgd", sgd, t_sgd)):
         m = np.asarray(post.mean(xs))
         out[name] = {
-            "rmse_inside": float(np.sqrt(np.mean((m - exact_mean)[inside] ** 2))),
-            "rmse_outside": float(np.sqrt(np.mean((m - exact_mean)[~inside] ** 2))),
+            **{f"rmse_{r}": _region_rmse(m - exact_mean, sel, prior_sd) for r, sel in regions.items()},
             "weight_error": float(np.linalg.norm(np.asarray(post.mean_weights) - exact_w) / np.linalg.norm(exact_w)),
             "seconds": t,
             "samples": np.asarray(post.sample(None, xs)),
             "mean": m,
         }
-    out["exact"] = {"mean": exact_mean, "samples": exact_samples}
+    out["exact"] = {"mean": exact_mean, "samples": exact_samples, "variance": exact_var}
+    out["region_points"] = {r: int(sel.sum()) for r, sel in regions.items()}
     out["x"], out["y"], out["xs"], out["y_std"] = x[:, 0], y, xs[:, 0], float(np.std(y))
     return out
+
+
+def _region_rmse(err: np.ndarray, sel: np.ndarray, scale: float) -> float:
+    """RMSE of ``err`` over the points ``sel``, in units of the prior standard deviation (NaN if none)."""
+    return float(np.sqrt(np.mean(err[sel] ** 2)) / scale) if sel.any() else float("nan")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,7 +288,7 @@ def judge(config: ml_collections.ConfigDict, toy_out: dict, reg: dict, ts: dict)
 
     Args:
       config: the run's config (``criteria`` and ``regression.datasets``).
-      toy_out: :func:`toy`'s output (needs ``["sgd"]["rmse_inside"]``, ``["sgd"]["weight_error"]``, ``["y_std"]``).
+      toy_out: :func:`toy`'s output (needs ``["sgd"]["rmse_interp" | "rmse_extrap" | "rmse_prior" | "weight_error"]``).
       reg: :func:`regression`'s output (``"<ds>/fitted"`` and ``"<ds>/low"`` rows with ``["sgd"|"cg"]["rmse"]``).
       ts: :func:`thompson`'s output (``["sgd"|"cg"]["best"]`` curves and ``"f_std"``).
 
@@ -285,7 +297,9 @@ def judge(config: ml_collections.ConfigDict, toy_out: dict, reg: dict, ts: dict)
     """
     crit = config.criteria
     sgd_t = toy_out["sgd"]
-    toy_ok = (sgd_t["rmse_inside"] < crit.toy_rmse * toy_out["y_std"]) and (sgd_t["weight_error"] > crit.toy_weight_error)
+    toy_ok = (sgd_t["rmse_interp"] <= crit.toy_region_ratio * sgd_t["rmse_extrap"]
+              and sgd_t["rmse_prior"] <= crit.toy_region_ratio * sgd_t["rmse_extrap"]
+              and sgd_t["weight_error"] > crit.toy_weight_error)
     datasets = list(config.regression.datasets)
     fit_rows = {ds: reg[f"{ds}/fitted"] for ds in datasets}
     low_rows = {ds: reg[f"{ds}/low"] for ds in datasets}
@@ -325,12 +339,14 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     findings = [
         reproduce.Finding(
             "implicit_bias",
-            f"RMSE inside {sgd_t['rmse_inside']:.3f} (std y {t['y_std']:.2f}), weight error {sgd_t['weight_error']:.2f}",
+            f"RMSE vs exact (prior sd units) interpolation {sgd_t['rmse_interp']:.3f} / extrapolation "
+            f"{sgd_t['rmse_extrap']:.3f} / prior {sgd_t['rmse_prior']:.3f}, weight error {sgd_t['weight_error']:.2f}",
             bool(toy_ok),
-            f"n={config.toy.num_train}, σ²={config.toy.noise:g}; SGD ({config.toy.sgd_steps} steps, "
-            f"{sgd_t['seconds']:.1f} s): RMSE vs exact mean inside the data {sgd_t['rmse_inside']:.3f}, outside "
-            f"{sgd_t['rmse_outside']:.3f}, ‖α−α*‖/‖α*‖ {sgd_t['weight_error']:.3f}; CG ({config.toy.cg_iters} "
-            f"iterations max, {t['cg']['seconds']:.1f} s): inside {t['cg']['rmse_inside']:.3f}, weight error "
+            f"n={config.toy.num_train}, σ²={config.toy.noise:g}; grid points per region {t['region_points']}; SGD "
+            f"({config.toy.sgd_steps} steps, {sgd_t['seconds']:.1f} s): SGD mean − exact mean RMSE / prior sd: "
+            f"interpolation {sgd_t['rmse_interp']:.3f}, extrapolation {sgd_t['rmse_extrap']:.3f}, prior "
+            f"{sgd_t['rmse_prior']:.3f}; ‖α−α*‖/‖α*‖ {sgd_t['weight_error']:.3f}; CG ({config.toy.cg_iters} "
+            f"iterations max, {t['cg']['seconds']:.1f} s): interpolation {t['cg']['rmse_interp']:.3f}, weight error "
             f"{t['cg']['weight_error']:.3f}",
         ),
         reproduce.Finding("fitted_noise", fmt(fit_rows), bool(fitted_ok), _detail(reg, datasets, "fitted")),
@@ -345,7 +361,7 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
                _plot_results(reg, datasets, ts, workdir / "gp_sgd_results.png").name]
     metrics = {
         "toy": {k: {kk: vv for kk, vv in v.items() if kk not in ("samples", "mean")}
-                for k, v in t.items() if k in ("cg", "sgd")},
+                for k, v in t.items() if k in ("cg", "sgd")} | {"region_points": t["region_points"]},
         "regression": reg,
         "thompson": ts,
     }

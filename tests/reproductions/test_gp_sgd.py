@@ -26,8 +26,8 @@ def test_quick_and_full_configs_differ_at_the_sizes_the_issue_asks():
 # compiled every solver a second time. Here: the verdicts follow the numbers, on both sides of each criterion.
 
 
-def _numbers(toy_rmse=0.05, weight_error=0.9, fit=(0.20, 0.18), low=(0.21, 0.90), best=(3.0, 3.05)):
-    toy = {"sgd": {"rmse_inside": toy_rmse, "weight_error": weight_error}, "y_std": 1.0}
+def _numbers(toy=(0.1, 0.3, 0.05), weight_error=0.9, fit=(0.20, 0.18), low=(0.21, 0.90), best=(3.0, 3.05)):
+    toy = {"sgd": {"rmse_interp": toy[0], "rmse_extrap": toy[1], "rmse_prior": toy[2], "weight_error": weight_error}}
     reg = {}
     for ds in ("diamonds", "synthetic"):
         reg[f"{ds}/fitted"] = {"sgd": {"rmse": fit[0]}, "cg": {"rmse": fit[1]}}
@@ -41,7 +41,10 @@ def test_verdicts_follow_the_numbers():
     c = config.criteria
     assert repro.judge(config, *_numbers()) == (True, True, True, True)
     # each criterion failing on its own, just past its threshold
-    assert repro.judge(config, *_numbers(toy_rmse=c.toy_rmse + 1e-3)) == (False, True, True, True)
+    r = c.toy_region_ratio
+    assert repro.judge(config, *_numbers(toy=(0.3 * r + 1e-3, 0.3, 0.05))) == (False, True, True, True)
+    assert repro.judge(config, *_numbers(toy=(0.1, 0.3, 0.3 * r + 1e-3))) == (False, True, True, True)
+    assert repro.judge(config, *_numbers(toy=(0.3 * r - 1e-3, 0.3, 0.3 * r - 1e-3))) == (True, True, True, True)
     assert repro.judge(config, *_numbers(weight_error=c.toy_weight_error - 1e-3)) == (False, True, True, True)
     assert repro.judge(config, *_numbers(fit=(0.18 + c.fitted_margin + 1e-3, 0.18))) == (True, False, True, True)
     assert repro.judge(config, *_numbers(low=(0.91, 0.90))) == (True, True, False, True)   # SGD not below CG
