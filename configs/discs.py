@@ -62,13 +62,14 @@ def get_config(arg=None):
     c.combinatorial.problems = ["mis"] if quick else ["mis", "maxcut"]
     c.combinatorial.samplers = (["rwm", "hamming_ball", "gwg", "dlmc"] if quick else
                                 ["rwm", "block_gibbs", "hamming_ball", "gwg", "pas", "dmala", "dlmc"])
-    c.combinatorial.num_nodes = 40 if quick else 100
-    c.combinatorial.edge_prob = 0.1 if quick else 0.05
+    c.combinatorial.num_nodes = 20 if quick else 100
+    c.combinatorial.edge_prob = 0.3 if quick else 0.05
     c.combinatorial.chains = 8 if quick else 16
     c.combinatorial.steps = 200 if quick else 1000
     c.combinatorial.stages = 5 if quick else 20
     c.combinatorial.t_start = 1.0
     c.combinatorial.t_end = 0.01
-    c.combinatorial.ratio_nodes = 16  # small enough to brute-force (2^16 states): best found / optimum
+    # best found / optimum on a graph small enough to brute-force (<= 2^20 states); quick: the table's graph
+    c.combinatorial.ratio_nodes = 20 if quick else 16
     c.combinatorial.ratio_edge_prob = 0.3
     return c
