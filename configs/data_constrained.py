@@ -37,6 +37,8 @@ def get_config(arg=None):
     c = ml_collections.ConfigDict()
     c.reproduction = "data-constrained"
     c.seed = 0
+    # On CPU, compile the one-off programs (initial state, evaluation) at XLA optimization level 0
+    c.fast_compile = True
 
     # (a) the published law
     c.law = ml_collections.ConfigDict()

@@ -5,9 +5,9 @@ with the shared loop on multi-digit integer arithmetic. The same greedy answers 
 scored with exact match (nonlinear in per-token accuracy) and token edit distance (linear), and
 BIG-bench's emergence score compares the two curves. The answers of a much larger test set resolve
 the small models' small accuracies (the paper's Fig. 4); the analytic model is simulated and scored
-with the same metrics; and a multiple-choice version of the task (the correct answer against
-one-digit perturbations, chosen by sequence log-likelihood) compares multiple-choice grade with
-Brier score. Config: ``configs/emergence.py``.
+with the same metrics; and a multiple-choice version of the task (the correct answer against the answers of other
+problems, as in BIG-bench's arithmetic task; choice probabilities from the model's sequence
+likelihoods normalized over the options) compares multiple-choice grade with Brier score. Config: ``configs/emergence.py``.
 """
 
 from __future__ import annotations
@@ -118,33 +118,48 @@ def encode_operands(task: ArithmeticTask, a: jax.Array, b: jax.Array) -> jax.Arr
 def multiple_choice_items(
     rng: np.random.Generator, answer: np.ndarray, num_choices: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Choices for a multiple-choice version of the task: the answer and one-digit perturbations of it.
+    """Choices for a multiple-choice version of the task: the answer among answers to other problems.
 
-    Each distractor changes one answer digit to another digit; the ``num_choices - 1`` distractors
-    of an item are distinct ``(position, digit)`` changes, and the correct answer sits at a uniform
-    random index.
+    As in BIG-bench's arithmetic task (whose choices are the answer and other numbers), each item's
+    ``num_choices - 1`` distractors are the answers of other, uniformly drawn items of the batch:
+    numbers the task itself produces (right width, plausible leading digits), distinct from the
+    answer and from each other, so a choice can only be told apart by the arithmetic, not by its
+    format. The correct answer sits at a uniform random index.
 
     Args:
       rng: NumPy generator.
-      answer: ``(B, L)`` answer token ids (digits ``'0'..'9'``).
-      num_choices: ``K`` (at most ``9 L + 1``).
+      answer: ``(B, L)`` answer token ids, with at least ``num_choices`` distinct rows.
+      num_choices: ``K >= 2``.
 
     Returns:
       ``choices (B, K, L)`` token ids and ``correct (B,)`` int32 indices.
     """
-    bsz, length = answer.shape
-    zero = ArithmeticTask().tokenizer.encode("0")[0]
-    digit = answer - zero
-    edits = np.argsort(rng.random((bsz, 9 * length)), axis=1)[:, : num_choices - 1]  # distinct (pos, shift)
-    pos, shift = edits // 9, edits % 9 + 1
-    wrong = np.repeat(answer[:, None, :], num_choices - 1, axis=1).copy()
-    rows = np.arange(bsz)[:, None]
-    wrong[rows, np.arange(num_choices - 1)[None], pos] = (digit[rows, pos] + shift) % 10 + zero
+    answer = np.asarray(answer)
+    if answer.ndim != 2:
+        raise ValueError(f"multiple_choice_items: answer must be (batch, length), got shape {answer.shape}")
+    if num_choices < 2:
+        raise ValueError(f"multiple_choice_items: num_choices must be >= 2, got {num_choices}")
+    bsz = answer.shape[0]
+    _, ids = np.unique(answer, axis=0, return_inverse=True)
+    ids = ids.reshape(-1)
+    if ids.max(initial=-1) + 1 < num_choices:
+        raise ValueError(
+            f"multiple_choice_items: answer has {ids.max(initial=-1) + 1} distinct rows, need num_choices={num_choices}"
+        )
+    wrong = np.empty((bsz, num_choices - 1), np.int64)  # rows of ``answer`` used as distractors
+    for i in range(bsz):
+        seen, k = {ids[i]}, 0
+        while k < num_choices - 1:
+            j = int(rng.integers(bsz))
+            if ids[j] not in seen:
+                seen.add(ids[j])
+                wrong[i, k] = j
+                k += 1
     correct = rng.integers(0, num_choices, bsz).astype(np.int32)
-    choices = np.empty((bsz, num_choices, length), answer.dtype)
+    choices = np.empty((bsz, num_choices, answer.shape[1]), answer.dtype)
     for k in range(num_choices):  # insert the answer at ``correct``; distractors fill the rest in order
         src = np.clip(k - (k > correct), 0, num_choices - 2)
-        choices[:, k] = np.where((k == correct)[:, None], answer, wrong[rows[:, 0], src])
+        choices[:, k] = np.where((k == correct)[:, None], answer, answer[wrong[np.arange(bsz), src]])
     return choices, correct
 
 
@@ -164,8 +179,16 @@ def family(config: ml_collections.ConfigDict, task: ArithmeticTask) -> list[Tran
     ]
 
 
-def _train(config, task, model_cfg: TransformerConfig, lr: float, index: int, workdir: Path, progress: bool):
-    """Trains one model of the family with the shared loop; one logged step = ``updates_per_step`` updates."""
+def _train(
+    config, task, model_cfg: TransformerConfig, lr: float, index: int, workdir: Path, progress: bool,
+    programs: dict | None = None,
+):
+    """Trains one model of the family with the shared loop; one logged step = ``updates_per_step`` updates.
+
+    ``programs`` (a dict the caller keeps for one family) holds the compiled initialization and
+    update programs per ``(model_cfg, lr)``: members of a family that share an architecture and
+    learning rate (the initial key is an argument) compile them once.
+    """
     t = config.train
     model = TransformerLM(model_cfg)
     total = t.num_steps * t.updates_per_step
@@ -200,10 +223,18 @@ def _train(config, task, model_cfg: TransformerConfig, lr: float, index: int, wo
         params = model.init(key, jnp.zeros((1, task.seq_len), jnp.int32))["params"]
         return TrainState.create(params, opt)
 
-    state = _compile(jax.jit(init_state), config.fast_compile, init_key)(init_key)
+    programs = {} if programs is None else programs
+    key = ("train", model_cfg, float(lr))
+    if key not in programs:
+        programs[key] = (
+            _compile(jax.jit(init_state), config.fast_compile, init_key),
+            _compiled_on_first_call(jax.jit(many_updates, donate_argnums=0), config.fast_compile),
+        )
+    init_program, update_program = programs[key]
+    state = init_program(init_key)
     out = fit(
         state,
-        _compiled_on_first_call(jax.jit(many_updates, donate_argnums=0), config.fast_compile),
+        update_program,
         lambda step: {"step": np.int32(step)},
         num_steps=t.num_steps,
         workdir=workdir,
@@ -252,7 +283,8 @@ def _evaluate_chunk(apply_fn, prompt_len: int, answer_len: int, params, prompts,
 
 
 def evaluate_model(
-    model, params, task: ArithmeticTask, test: dict, mc: dict, chunk: int, fast_compile: bool = False
+    model, params, task: ArithmeticTask, test: dict, mc: dict, chunk: int, fast_compile: bool = False,
+    programs: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-item metrics of one model.
 
@@ -271,10 +303,13 @@ def evaluate_model(
         (``chunk / K`` items per chunk).
       chunk: prompts per call.
       fast_compile: on CPU, compile the evaluation program at XLA optimization level 0.
+      programs: a dict kept across calls: models of one architecture share the compiled program.
 
     Returns:
       ``pred (M, L)``, per test item ``exact_match``, ``edit_distance``, ``token_accuracy``; per
-      multiple-choice item ``cross_entropy``, ``mc_grade``, ``brier``.
+      multiple-choice item ``cross_entropy``, ``mc_grade``, ``brier`` and ``mc_prob`` (the probability
+      of the correct choice: the sequence likelihoods normalized over the choices, as BIG-bench
+      scores multiple-choice tasks).
     """
     apply_fn = LMApply(model)
     n = test["tokens"].shape[0]
@@ -286,8 +321,12 @@ def evaluate_model(
     static = (apply_fn, task.prompt_len, task.answer_len)
     call = partial(_evaluate_chunk, *static)
     if fast_compile and jax.default_backend() == "cpu":
-        example = (params, jnp.zeros((chunk, task.prompt_len), jnp.int32), jnp.zeros((chunk, tlen), jnp.int32))
-        call = _compile(_evaluate_chunk, True, *static, *example)
+        programs = {} if programs is None else programs
+        key = ("evaluate", model.config, task.prompt_len, task.answer_len, chunk, tlen)
+        if key not in programs:
+            example = (params, jnp.zeros((chunk, task.prompt_len), jnp.int32), jnp.zeros((chunk, tlen), jnp.int32))
+            programs[key] = _compile(_evaluate_chunk, True, *static, *example)
+        call = programs[key]
     for j in range(n // chunk):
         prompts = jnp.asarray(test["tokens"][j * chunk : (j + 1) * chunk, : task.prompt_len], jnp.int32)
         out = call(params, prompts, jnp.asarray(flat[j * chunk : (j + 1) * chunk], jnp.int32))
@@ -306,6 +345,7 @@ def evaluate_model(
         "cross_entropy": ce,
         "mc_grade": np.asarray(multiple_choice_grade(jnp.asarray(ll), jnp.asarray(mc["correct"]))),
         "brier": np.asarray(brier_score(jnp.asarray(ll), jnp.asarray(mc["correct"]))),
+        "mc_prob": np.asarray(jax.nn.softmax(jnp.asarray(ll), axis=1))[np.arange(b), mc["correct"]],
     }
 
 
@@ -372,12 +412,14 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     mc_tokens[:, :, task.prompt_len : task.prompt_len + task.answer_len] = choices
     mc = {"tokens": mc_tokens, "correct": correct}
 
-    per_model = []
+    per_model, programs = [], {}  # compiled programs, shared by members of one architecture
     for i, (mcfg, lr) in enumerate(zip(cfgs, config.family.lr)):
-        model, out = _train(config, task, mcfg, lr, i, workdir / f"model{i}_d{mcfg.d_model}_l{mcfg.num_layers}", progress)
-        per_model.append(evaluate_model(model, out.state.params, task, test, mc, config.eval.chunk, config.fast_compile))
+        wd = workdir / f"model{i}_d{mcfg.d_model}_l{mcfg.num_layers}"
+        model, out = _train(config, task, mcfg, lr, i, wd, progress, programs)
+        per_model.append(evaluate_model(model, out.state.params, task, test, mc, config.eval.chunk, config.fast_compile,
+                                        programs))
 
-    keys = ("exact_match", "edit_distance", "token_accuracy", "cross_entropy", "mc_grade", "brier")
+    keys = ("exact_match", "edit_distance", "token_accuracy", "cross_entropy", "mc_grade", "brier", "mc_prob")
     means = {k: np.array([m[k].mean() for m in per_model]) for k in keys}
     ci_key = jax.random.fold_in(jax.random.key(config.seed), 10**6)
     cis = {
@@ -451,8 +493,14 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
             "multiple_choice",
             f"score MC grade {_fmt_score(scores['mc_grade'])} vs Brier {_fmt_score(scores['brier'])}",
             bool(mc_ok),
-            f"{len(correct)} items with {config.eval.num_choices} choices; MC grade "
-            f"{np.round(means['mc_grade'], 3).tolist()}, Brier {np.round(means['brier'], 3).tolist()}",
+            f"{len(correct)} items, each the answer among {config.eval.num_choices - 1} other problems' answers; "
+            f"MC grade {np.round(means['mc_grade'], 3).tolist()}, Brier {np.round(means['brier'], 3).tolist()}, "
+            f"probability of the correct choice {np.round(means['mc_prob'], 3).tolist()} (score "
+            f"{_fmt_score(scores['mc_prob'])}). Both metrics are functions of the same per-item choice "
+            f"probabilities; the Brier score is only the smoother one if those probabilities rise gradually "
+            f"across the family. Where they stay flat and then jump (a small score step between most "
+            f"neighbours), the Brier score, free of the grade's argmax noise between near-equal models, has "
+            f"the smaller median step and so the larger emergence score",
         ),
     ]
     metrics = {
