@@ -5,9 +5,10 @@ with the shared loop on multi-digit integer arithmetic. The same greedy answers 
 scored with exact match (nonlinear in per-token accuracy) and token edit distance (linear), and
 BIG-bench's emergence score compares the two curves. The answers of a much larger test set resolve
 the small models' small accuracies (the paper's Fig. 4); the analytic model is simulated and scored
-with the same metrics; and a multiple-choice version of the task (the correct answer against the answers of other
-problems, as in BIG-bench's arithmetic task; choice probabilities from the model's sequence
-likelihoods normalized over the options) compares multiple-choice grade with Brier score. Config: ``configs/emergence.py``.
+with the same metrics; and a multiple-choice version of the task (the correct answer against the
+answers of other problems, as in BIG-bench's arithmetic task; choice probabilities from the model's
+sequence likelihoods normalized over the options) compares multiple-choice grade with Brier score.
+Config: ``configs/emergence.py``.
 """
 
 from __future__ import annotations
@@ -496,11 +497,12 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
             f"{len(correct)} items, each the answer among {config.eval.num_choices - 1} other problems' answers; "
             f"MC grade {np.round(means['mc_grade'], 3).tolist()}, Brier {np.round(means['brier'], 3).tolist()}, "
             f"probability of the correct choice {np.round(means['mc_prob'], 3).tolist()} (score "
-            f"{_fmt_score(scores['mc_prob'])}). Both metrics are functions of the same per-item choice "
-            f"probabilities; the Brier score is only the smoother one if those probabilities rise gradually "
-            f"across the family. Where they stay flat and then jump (a small score step between most "
-            f"neighbours), the Brier score, free of the grade's argmax noise between near-equal models, has "
-            f"the smaller median step and so the larger emergence score",
+            f"{_fmt_score(scores['mc_prob'])}; the answers' per-token cross-entropy, the paper's smooth quantity, "
+            f"scores {_fmt_score(scores['cross_entropy'])} on this family). Both metrics are functions of the "
+            f"same per-item choice probabilities; the Brier score is only the smoother one if those "
+            f"probabilities rise gradually across the family. Where they stay flat and then jump (a tiny step "
+            f"between most neighbours), the Brier score, free of the grade's argmax noise between near-equal "
+            f"models, has the smaller median step and so the larger emergence score",
         ),
     ]
     metrics = {
