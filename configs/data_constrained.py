@@ -13,14 +13,15 @@ measured on held-out docstrings and the law is fitted to the runs (Huber/L-BFGS,
 (c) Scarce text (U_NL = D/8): repeat it 8 epochs, vs 4 epochs + 50% code (stdlib sources without
 docstrings), vs one epoch + code for the rest.
 
-Measured, quick (2026-11-30, 2 CPU cores shared with other jobs, load ~10: 179 s wall, 67 s of CPU
-time; on an idle machine it fits the 90 s budget): all 5 claims reproduced. Law: 4 epochs
-cost the 8.7B/178B run +0.68%; epoch 2 is worth 0.968 of a unique epoch, epoch 40 0.082. Tiny LM
-(30,688 params, D = 102K and 205K characters): 4 epochs +0.05%, 16 epochs +0.37% loss vs unique
-at the same compute; the fitted law (32 starts, 100 L-BFGS iterations) R² 0.992 on the 6 runs
-(R_D* 477: at this scale repetition has barely started to cost); 50% code fill 3.0046 vs repeating 8 epochs 2.9573 nats/char (+1.60%,
-within the 2% tolerance). The quick runs are short (100-200 steps), so the tiny-LM effects are
-small; the full config trains 3 sizes up to 600 steps and 32 epochs.
+Measured, quick (2026-11-30, 39 s wall / 38 s CPU on 2 CPU cores at load ~5, after the initial
+state and the one-off programs were compiled once at XLA level 0; 179 s wall / 67 s CPU before,
+at load ~10): all 5 claims reproduced. Law: 4 epochs cost the 8.7B/178B run +0.68%; epoch 2 is
+worth 0.968 of a unique epoch, epoch 40 0.082. Tiny LM (30,688 params, D = 102K and 205K
+characters): 4 epochs +0.05%, 16 epochs +0.37% loss vs unique at the same compute; the fitted
+law (32 starts, 100 L-BFGS iterations) R² 0.992 on the 6 runs (R_D* 499: at this scale
+repetition has barely started to cost); 50% code fill 3.0046 vs repeating 8 epochs 2.9573
+nats/char (+1.60%, within the 2% tolerance). The quick runs are short (100-200 steps), so the
+tiny-LM effects are small; the full config trains 3 sizes up to 600 steps and 32 epochs.
 Measured, full (2026-11-30, 3451 s wall / 963 s CPU at nice 10 on 2 CPU cores shared with other
 jobs, load ~12; 54 runs + 3 code runs, 30,688 / 110,528 / 351,360 params): 4 of 5 claims
 reproduced. Law as above. Tiny LMs: 4 epochs +0.33%, 16 epochs +10.3% loss vs unique at the same
