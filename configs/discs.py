@@ -13,8 +13,8 @@ max-cut on Erdős–Rényi graphs by annealing, with best found / brute-force op
 Expected (the paper): sqrt(t) better above the critical temperature, t/(t+1) below; RWM's ESS
 falls fastest with d; DLMC best on classical models; gradient samplers beat RWM / HB / block Gibbs on MIS.
 
-Measured, quick (2026-11-30, 2 shared cores at load ~13): 96 s CPU (user+sys), 459 s wall under that
-load. Verdicts: dimension (slope rwm -0.63 vs dlmc -0.19), dlmc_best and mis (gradient 6.81 vs
+Measured, quick (2026-11-30, 2 shared cores): 80 s wall, 80 s CPU (user+sys) at load ~5; 96 s CPU and
+459 s wall at load ~13. Verdicts: dimension (slope rwm -0.63 vs dlmc -0.19), dlmc_best and mis (gradient 6.81 vs
 others 6.44 on ER n=20; best/optimum rwm 0.84, HB 1.00, gwg 0.98, dlmc 0.96) reproduced; crossover
 NOT reproduced (DLMC on 8x8: ESS sqrt / t/(t+1) = 1.11 at λ=0.16 and 1.14 at λ=0.76).
 Measured, full (this file's sizes, 2026-11-30, same load): 387 s CPU (user+sys), 965 s wall (16 min).
