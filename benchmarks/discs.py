@@ -31,7 +31,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sides", type=int, nargs="+", default=[20, 50], help="lattice side lengths")
     p.add_argument("--chains", type=int, default=100)
-    p.add_argument("--steps", type=int, default=2000, help="chain length (DISCS: 10,000); half is burn-in")
+    p.add_argument("--steps", type=int, default=2000, help="chain length (DISCS: 100,000); half is burn-in")
     p.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
     p.add_argument("--inverse-temperature", type=float, default=0.5)
     p.add_argument("--mu", type=float, default=0.5)
