@@ -2,7 +2,7 @@
 
 Run:
   nips23jax reproduce gp-sgd --quick   # small sizes
-  nips23jax reproduce gp-sgd           # diamonds (10,000 train), synthetic n = 20,000, d = 8 (~25 min, est.)
+  nips23jax reproduce gp-sgd           # diamonds (10,000 train), synthetic n = 20,000, d = 8 (> 1 h here)
 
 Matérn-3/2 ARD throughout (the paper's kernel); hyperparameters by marginal likelihood on a subset;
 SGD with the paper's batch 512, momentum 0.9, lr 0.5 (mean) / 0.1 (samples), clipping 0.1, 100
@@ -31,6 +31,10 @@ paper's scale): diamonds 10,000 train rows, synthetic n = 20,000 (d = 8; CG hold
 (not run: the machine was shared, load ~12, when this was written) ~20-25 min unloaded: SGD ~20 ms/step
 at n = 20k (4 solves x 5000 steps ~ 7 min), CG ~0.3 s/iteration with 17 right-hand sides (<= 4 x 500),
 hyperparameter fits ~2 x 100 Cholesky steps on 5000 points.
+Partly measured (2026-11-30, 2 CPU cores, load ~3): the diamonds part alone took ~25 min -- fitted
+noise SGD RMSE 0.128 (209 s) vs CG 0.092 (13 s); σ² = 1e-6 SGD 0.128 (205 s) vs CG 6.654 (50 s); the
+synthetic n = 20,000 part and Thompson sampling had not finished when the session ended, so the
+whole run takes well over an hour on this CPU, not the estimate above.
 The paper's scale (synthetic n = 100,000; CG then recomputes 10^10 kernel entries per iteration; 100k SGD
 steps) needs a GPU runtime: add the overrides
   regression.synthetic_train=100000 regression.sgd_steps=20000 regression.cg_max_iters=1000
