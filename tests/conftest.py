@@ -36,3 +36,22 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def _check_devices():
     assert jax.device_count() == 8, f"expected 8 simulated CPU devices, got {jax.devices()}"
+
+
+@pytest.fixture(scope="session")
+def run_benchmark():
+    """``run_benchmark(script, args, *, timeout=300, xla_flags=None) -> stdout``: runs
+    ``benchmarks/<script>`` as a user does (a subprocess with one device: the simulated-device
+    ``XLA_FLAGS`` are dropped, ``xla_flags`` replaces them) and fails with its stderr if it fails."""
+    import subprocess
+
+    def run(script: str, args, *, timeout: float = 300, xla_flags: str | None = None) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+        if xla_flags is not None:
+            env["XLA_FLAGS"] = xla_flags
+        out = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args],
+                             capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)
+        assert out.returncode == 0, out.stderr[-4000:]
+        return out.stdout
+
+    return run

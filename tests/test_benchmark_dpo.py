@@ -1,9 +1,5 @@
 """benchmarks/dpo.py end to end at tiny sizes, run as a user runs it (a subprocess, one device)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 TINY = [
@@ -13,15 +9,10 @@ TINY = [
 
 
 @pytest.mark.slow
-def test_dpo_benchmark_runs_and_prints_its_table(repo_root):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device, as a user has
+def test_dpo_benchmark_runs_and_prints_its_table(run_benchmark):
     # This checks that the script runs and reports, not its timings: XLA's cheapest code generation
     # halves the four train steps' compile time (~20 s to ~10 s on 2 cores) and passes the same checks.
-    env["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
-    out = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "dpo.py"), *TINY],
-                         capture_output=True, text=True, cwd=repo_root, env=env, timeout=300)
-    assert out.returncode == 0, out.stderr[-4000:]
-    text = out.stdout
+    text = run_benchmark("dpo.py", TINY, xla_flags="--xla_backend_optimization_level=0")
     # The checks ran (the header line reports them) ...
     assert "DPO with policy == reference gives loss log 2 in both reference modes" in text
     assert "both modes take the same gradient" in text and "the SFT losses match the reference" in text

@@ -1,9 +1,5 @@
 """benchmarks/gp.py end to end at tiny sizes, run as a user runs it (a subprocess, one device)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 TINY = ["--sizes", "150", "--dim", "2", "--num-test", "50", "--sgd-steps", "60", "--check-every", "20",
@@ -12,12 +8,8 @@ TINY = ["--sizes", "150", "--dim", "2", "--num-test", "50", "--sgd-steps", "60",
 
 
 @pytest.mark.slow
-def test_gp_benchmark_runs_and_prints_its_tables(repo_root):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device, as a user has
-    out = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "gp.py"), *TINY],
-                         capture_output=True, text=True, cwd=repo_root, env=env, timeout=600)
-    assert out.returncode == 0, out.stderr[-4000:]
-    text = out.stdout
+def test_gp_benchmark_runs_and_prints_its_tables(run_benchmark):
+    text = run_benchmark("gp.py", TINY, timeout=600)
     assert "**time to target test RMSE**" in text
     assert text.count("| 150 | ") == 2 and "| 150 | fitted (0.1) |" in text and "| 150 | low (1e-06) |" in text
     # with a 10x slack every solver reaches the target, so the SGD cell is a time, not "not reached"

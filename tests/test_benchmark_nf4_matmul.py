@@ -1,9 +1,5 @@
 """benchmarks/nf4_matmul.py end to end at tiny sizes, run as a user runs it (a subprocess, one device)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 # 40 x 48: blocks of 64 straddle rows, so the general path is timed too.
@@ -11,12 +7,8 @@ TINY = ["--in", "40", "--out", "48", "--batches", "1", "3", "--warmup", "1", "--
 
 
 @pytest.mark.slow
-def test_nf4_matmul_benchmark_runs_and_prints_its_tables(repo_root):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device, as a user has
-    out = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "nf4_matmul.py"), *TINY],
-                         capture_output=True, text=True, cwd=repo_root, env=env, timeout=300)
-    assert out.returncode == 0, out.stderr[-4000:]
-    text = out.stdout
+def test_nf4_matmul_benchmark_runs_and_prints_its_tables(run_benchmark):
+    text = run_benchmark("nf4_matmul.py", TINY)
     assert "x (batch, 40) @ W (40, 48); W stored as nf4 with double quantization" in text
     for title in ("**batch 1: x (1, 40) @ W (40, 48), nf4_matmul tile 40 rows**",
                   "**batch 3: x (3, 40) @ W (40, 48), nf4_matmul tile 40 rows**",

@@ -1,9 +1,5 @@
 """benchmarks/sam.py end to end at tiny sizes, run as a user runs it (a subprocess, one device)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 TINY = [
@@ -14,12 +10,8 @@ TINY = [
 
 
 @pytest.mark.slow
-def test_sam_benchmark_runs_and_prints_its_tables(repo_root):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device, as a user has
-    out = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "sam.py"), *TINY],
-                         capture_output=True, text=True, cwd=repo_root, env=env, timeout=300)
-    assert out.returncode == 0, out.stderr[-4000:]
-    text = out.stdout
+def test_sam_benchmark_runs_and_prints_its_tables(run_benchmark):
+    text = run_benchmark("sam.py", TINY)
     # The equality checks ran (they print their result in the header line) ...
     assert "one step of nips23jax sam equals one step of optax.contrib.sam" in text
     assert "the exact trace" in text and "matches (2/n)" in text
