@@ -6,9 +6,15 @@ positive-pairs filter)::
     ρ̂_k = ĉ_k / ĉ_0,   ĉ_k = (1/(n − k)) Σ_t (x_t − x̄)(x_{t+k} − x̄)
     ESS  = n / (−1 + 2 Σ_{k=0}^{K−1} (1 − k/n) ρ̂_k)
 
-where ``K`` is the first lag with ``ρ̂_k < 0`` (all later lags are dropped). DISCS computes it per
-chain on the Hamming distance to a fixed reference state (:func:`hamming_distance`), after
-discarding the first half of the chain as burn-in.
+where ``K`` is the first lag with ``ρ̂_k < 0`` (all later lags are dropped).
+
+DISCS' ESS (``discs/evaluators/ess_eval.py`` and ``discs/experiment/experiment.py`` in
+google-research/discs, the code of its recorded Ising results) is exactly this estimator with tfp's
+defaults (no ``filter_beyond_positive_pairs``, no cross-chain pooling), float32, per chain, on the
+Hamming distance of every chain to one random reference state (:func:`hamming_distance`), over the
+states after ``int(chain_length · ess_ratio)`` steps (``ess_ratio = 0.5``). It then sets a constant
+chain's ESS (NaN) to 1, averages over chains, and divides by ``chain_length · ess_ratio`` — the
+kept steps when ``ess_ratio = 0.5`` — for its ``ESS_M-H`` (:func:`ess_per_step`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-__all__ = ["autocorrelation", "ess", "hamming_distance"]
+__all__ = ["autocorrelation", "ess", "ess_per_step", "hamming_distance"]
 
 
 def autocorrelation(x: ArrayLike) -> jax.Array:
@@ -66,6 +72,26 @@ def ess(samples: ArrayLike, *, burn_in: float = 0.0) -> jax.Array:
     weighted = ((n - jnp.arange(n)) / n).reshape(shape) * rho
     keep = jnp.cumsum((rho < 0).astype(jnp.int32), axis=0) == 0
     return n / (-1.0 + 2.0 * jnp.sum(jnp.where(keep, weighted, 0.0), axis=0))
+
+
+def ess_per_step(samples: ArrayLike, *, burn_in: float = 0.5, constant_chain_ess: float = 1.0) -> jax.Array:
+    """DISCS' ``ESS_M-H``: the mean over chains of :func:`ess` divided by the steps kept after burn-in.
+
+    ``mean_c ESS_c / (n − ⌊burn_in · n⌋)``, with a constant chain's ESS (NaN) replaced by
+    ``constant_chain_ess`` (DISCS: 1). DISCS divides by ``n · ess_ratio`` with ``ess_ratio`` its
+    burn-in fraction; the two agree at its ``ess_ratio = 0.5``.
+
+    Args:
+      samples: ``(n, ...)``, time along axis 0 (e.g. ``(num_steps, num_chains)``).
+      burn_in: fraction of the leading steps to discard, in ``[0, 1)`` (DISCS: 0.5).
+      constant_chain_ess: the ESS a chain with zero variance after burn-in counts as.
+
+    Returns:
+      A float32 scalar.
+    """
+    e = ess(samples, burn_in=burn_in)
+    kept = jnp.asarray(samples).shape[0] - int(burn_in * jnp.asarray(samples).shape[0])
+    return jnp.mean(jnp.where(jnp.isfinite(e), e, constant_chain_ess)) / kept
 
 
 def hamming_distance(x: ArrayLike, reference: ArrayLike) -> jax.Array:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import nips23jax.discrete as D
+from nips23jax.discrete.ess import ess_per_step
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -13,6 +14,22 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 def test_matches_tensorflow_probability_fixture():
     f = np.load(FIXTURES / "tfp_ess.npz")
     np.testing.assert_allclose(D.ess(f["samples"]), f["ess"], rtol=2e-4)
+
+
+def test_matches_tfp_on_discs_sized_hamming_chains():
+    # 50,000 kept steps of integer Hamming distances, as in DISCS' recorded Ising results (tfp in
+    # float32 there); ESS from ~11 (as slow as DISCS' random walk) to ~2,600, and a constant chain
+    f = np.load(FIXTURES / "tfp_ess_long.npz")
+    ours = np.asarray(D.ess(f["trace"]))
+    np.testing.assert_allclose(ours[:-1], f["ess_float64"][:-1], rtol=1e-5)
+    np.testing.assert_allclose(ours[:-1], f["ess_float32"][:-1], rtol=1e-4)  # tfp float32 vs float64: 5e-5
+    assert np.isnan(ours[-1]) and np.isnan(f["ess_float32"][-1])
+    # DISCS' ESS_M-H: mean over chains with a constant chain counted as ESS 1, over the kept steps
+    expected = (f["ess_float32"][:-1].sum() + 1.0) / 5 / 50_000
+    np.testing.assert_allclose(float(ess_per_step(f["trace"], burn_in=0.0)), expected, rtol=1e-4)
+    half = f["trace"][:1000]
+    np.testing.assert_allclose(float(ess_per_step(half, burn_in=0.5, constant_chain_ess=0.0)),
+                               np.nan_to_num(np.asarray(D.ess(half[500:])), nan=0.0).mean() / 500, rtol=1e-6)
 
 
 def test_naive_numpy_autocorrelation():
