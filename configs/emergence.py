@@ -76,9 +76,19 @@ def get_config(arg=None):
     c.eval = ml_collections.ConfigDict()
     c.eval.num_test = 2048 if quick else 20480   # the enlarged test set (greedy answers), chunk multiple
     c.eval.num_small = 100                       # the "small benchmark": its first items
-    c.eval.num_choices = 4                       # multiple choice: the first chunk/K items of each chunk
     c.eval.chunk = 2048                          # rows per compiled evaluation call
     c.eval.bootstrap = 200 if quick else 1000
+
+    # The multiple-choice panel: the family's architectures trained on a task whose per-token
+    # cross-entropy falls gradually with scale (2-digit multiplication: more parameters memorize more of
+    # its table; addition is learned in one jump), then each item's answer among the answers of
+    # num_choices - 1 other items.
+    c.multiple_choice = ml_collections.ConfigDict()
+    c.multiple_choice.op = "mul"
+    c.multiple_choice.num_digits = 2
+    c.multiple_choice.num_steps = 8 if quick else 16   # logged steps of train.updates_per_step updates
+    c.multiple_choice.num_items = 512 if quick else 4096
+    c.multiple_choice.num_choices = 4
 
     c.analytic = ml_collections.ConfigDict()
     c.analytic.c = 1e8

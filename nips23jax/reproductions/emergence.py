@@ -5,14 +5,20 @@ with the shared loop on multi-digit integer arithmetic. The same greedy answers 
 scored with exact match (nonlinear in per-token accuracy) and token edit distance (linear), and
 BIG-bench's emergence score compares the two curves. The answers of a much larger test set resolve
 the small models' small accuracies (the paper's Fig. 4); the analytic model is simulated and scored
-with the same metrics; and a multiple-choice version of the task (the correct answer against the
-answers of other problems, as in BIG-bench's arithmetic task; choice probabilities from the model's
-sequence likelihoods normalized over the options) compares multiple-choice grade with Brier score.
+with the same metrics; and a multiple-choice panel compares multiple-choice grade with Brier score
+(the correct answer against the answers of other problems, as in BIG-bench's arithmetic task;
+choice probabilities from the model's sequence likelihoods normalized over the options). The panel
+uses a second family of the same architectures trained on multiplication: on addition these tiny
+models learn the carry in one jump (their per-token cross-entropy stays flat, then collapses), so
+every metric of them is sharp and the panel could not tell the metrics apart; multiplication is
+learned by memorizing more of its table with more parameters, and its cross-entropy falls
+gradually with scale, the smooth underlying capability the paper's argument starts from.
 Config: ``configs/emergence.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from pathlib import Path
 
@@ -76,7 +82,9 @@ CLAIMS = (
         "multiple_choice",
         "Multiple-choice grade looks sharper across scale than the Brier score of the same choices",
         "emergent under multiple-choice grade, not under Brier score (Fig. 6)",
-        "|emergence score| multiple-choice grade > |emergence score| Brier score, same models and choices",
+        "|emergence score| multiple-choice grade >= {config.criteria.min_score_ratio} x that under Brier score, "
+        "same choices of a family (the architectures above) trained on {config.multiple_choice.num_digits}-digit "
+        "{config.multiple_choice.op}",
     ),
 )
 
@@ -182,15 +190,16 @@ def family(config: ml_collections.ConfigDict, task: ArithmeticTask) -> list[Tran
 
 def _train(
     config, task, model_cfg: TransformerConfig, lr: float, index: int, workdir: Path, progress: bool,
-    programs: dict | None = None,
+    programs: dict | None = None, train: ml_collections.ConfigDict | None = None,
 ):
-    """Trains one model of the family with the shared loop; one logged step = ``updates_per_step`` updates.
+    """Trains one model of the family on ``task`` with the shared loop; one logged step =
+    ``updates_per_step`` updates; ``train`` (default ``config.train``) sets the schedule.
 
     ``programs`` (a dict the caller keeps for one family) holds the compiled initialization and
-    update programs per ``(model_cfg, lr)``: members of a family that share an architecture and
-    learning rate (the initial key is an argument) compile them once.
+    update programs per ``(model_cfg, lr, task, schedule)``: members of a family that share an
+    architecture and learning rate (the initial key is an argument) compile them once.
     """
-    t = config.train
+    t = config.train if train is None else train
     model = TransformerLM(model_cfg)
     total = t.num_steps * t.updates_per_step
     opt = optax.chain(
@@ -215,7 +224,7 @@ def _train(
         return s.replace(step=state.step + 1), jax.tree.map(jnp.mean, metrics)
 
     run_cfg = ml_collections.ConfigDict(
-        {"task": config.task.to_dict(), "train": t.to_dict(), "lr": lr, "model": repr(model_cfg), "seed": config.seed,
+        {"task": dataclasses.asdict(task), "train": t.to_dict(), "lr": lr, "model": repr(model_cfg), "seed": config.seed,
          "index": index}
     )
     # One compiled call builds the initial state: initializing eagerly compiles dozens of small
@@ -225,7 +234,7 @@ def _train(
         return TrainState.create(params, opt)
 
     programs = {} if programs is None else programs
-    key = ("train", model_cfg, float(lr))
+    key = ("train", model_cfg, float(lr), task, config_fingerprint(t))
     if key not in programs:
         programs[key] = (
             _compile(jax.jit(init_state), config.fast_compile, init_key),
@@ -244,7 +253,7 @@ def _train(
         fingerprint=config_fingerprint(run_cfg),
         log_every=1,
         progress=progress,
-        desc=f"{NAME} d={model_cfg.d_model} L={model_cfg.num_layers}",
+        desc=f"{NAME} {task.op} d={model_cfg.d_model} L={model_cfg.num_layers}",
     )
     return model, out
 
@@ -274,80 +283,120 @@ def _compiled_on_first_call(jitted, fast: bool):
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2))
-def _evaluate_chunk(apply_fn, prompt_len: int, answer_len: int, params, prompts, scored):
-    """One compiled evaluation call: greedy answers to ``prompts`` ``(C, P)``, and the answer
-    log-likelihood and per-token cross-entropy of the full sequences ``scored`` ``(C, T)``."""
-    pred = generate(apply_fn, params, prompts, jax.random.key(0), max_new_tokens=answer_len)
+def _evaluate_chunk(apply_fn, prompt_len: int, answer_len: int, params, scored):
+    """One compiled evaluation call: greedy answers to the prompts of the full sequences ``scored``
+    ``(C, T)``, and the answers' log-likelihood and per-token cross-entropy under teacher forcing."""
+    pred = generate(apply_fn, params, scored[:, :prompt_len], jax.random.key(0), max_new_tokens=answer_len)
+    return (pred, *_score_chunk(apply_fn, prompt_len, answer_len, params, scored))
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _score_chunk(apply_fn, prompt_len: int, answer_len: int, params, scored):
+    """One compiled scoring call: the answer log-likelihood ``(C,)`` and per-token cross-entropy ``(C,)``
+    of the full sequences ``scored`` ``(C, T)`` (teacher forcing)."""
     logits = apply_fn(params, scored)[:, prompt_len - 1 : prompt_len - 1 + answer_len]
     targets = scored[:, prompt_len : prompt_len + answer_len]
-    return pred, sequence_log_likelihood(logits, targets), per_token_cross_entropy(logits, targets)
+    return sequence_log_likelihood(logits, targets), per_token_cross_entropy(logits, targets)
+
+
+def _chunked(fn, static: tuple, program_key, model, params, tokens: np.ndarray, chunk: int, fast_compile: bool,
+             programs):
+    """``fn(*static, params, tokens[j:j+chunk])`` over ``chunk``-row pieces of ``tokens`` ``(M, T)`` (the last
+    piece zero-padded, so one program serves every call), outputs concatenated and trimmed to ``M`` rows.
+    With ``fast_compile`` on CPU the program is compiled once per ``program_key`` into ``programs``."""
+    m = tokens.shape[0]
+    pad = -m % chunk
+    tokens = np.concatenate([tokens, np.zeros((pad, tokens.shape[1]), tokens.dtype)]) if pad else tokens
+    call = partial(fn, *static)
+    if fast_compile and jax.default_backend() == "cpu":
+        programs = {} if programs is None else programs
+        key = (program_key, model.config, tokens.shape[1], chunk)
+        if key not in programs:
+            programs[key] = _compile(fn, True, *static, params, jnp.zeros((chunk, tokens.shape[1]), jnp.int32))
+        call = programs[key]
+    outs = [call(params, jnp.asarray(tokens[j : j + chunk], jnp.int32)) for j in range(0, tokens.shape[0], chunk)]
+    return [np.concatenate([np.asarray(o[i]) for o in outs])[:m] for i in range(len(outs[0]))]
 
 
 def evaluate_model(
-    model, params, task: ArithmeticTask, test: dict, mc: dict, chunk: int, fast_compile: bool = False,
+    model, params, task: ArithmeticTask, test: dict, chunk: int, fast_compile: bool = False,
     programs: dict | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-item metrics of one model.
+    """Per-item metrics of one model's greedy answers to the test problems.
 
-    Greedy answers to every test prompt, scored with exact match and token edit distance; for the
-    multiple-choice items, every choice's answer log-likelihood (teacher forcing), giving the
-    multiple-choice grade and Brier score, and the per-token cross-entropy of the true answer. The
-    test set is processed in ``chunk`` prompts per call together with ``chunk`` choice sequences, so
-    each model compiles one evaluation program.
+    The answers are scored with exact match and token edit distance against the targets; the
+    targets' per-token cross-entropy comes from the same compiled call (teacher forcing).
 
     Args:
       model: the ``TransformerLM``.
       params: its parameters.
       task: the arithmetic task.
-      test: ``{"tokens": (M, T), "answer": (M, L)}`` with ``M`` a multiple of ``chunk``.
-      mc: ``{"tokens": (M / chunk * chunk / K, K, T), "correct": (...)}`` from :func:`multiple_choice_items`
-        (``chunk / K`` items per chunk).
-      chunk: prompts per call.
+      test: ``{"tokens": (M, T), "answer": (M, L)}`` from ``task.sample``.
+      chunk: prompts per compiled call.
       fast_compile: on CPU, compile the evaluation program at XLA optimization level 0.
       programs: a dict kept across calls: models of one architecture share the compiled program.
 
     Returns:
-      ``pred (M, L)``, per test item ``exact_match``, ``edit_distance``, ``token_accuracy``; per
-      multiple-choice item ``cross_entropy``, ``mc_grade``, ``brier`` and ``mc_prob`` (the probability
-      of the correct choice: the sequence likelihoods normalized over the choices, as BIG-bench
-      scores multiple-choice tasks).
+      ``pred (M, L)`` and per item ``exact_match``, ``edit_distance``, ``token_accuracy`` and
+      ``cross_entropy`` (nats per answer token).
     """
-    apply_fn = LMApply(model)
-    n = test["tokens"].shape[0]
-    b, k, tlen = mc["tokens"].shape
-    flat = mc["tokens"].reshape(b * k, tlen)
-    if n % chunk or b * k != (n // chunk) * chunk:
-        raise ValueError(f"evaluate_model: need num_test a multiple of chunk={chunk} and chunk/K MC items per chunk")
-    preds, ll, ce = [], [], []
-    static = (apply_fn, task.prompt_len, task.answer_len)
-    call = partial(_evaluate_chunk, *static)
-    if fast_compile and jax.default_backend() == "cpu":
-        programs = {} if programs is None else programs
-        key = ("evaluate", model.config, task.prompt_len, task.answer_len, chunk, tlen)
-        if key not in programs:
-            example = (params, jnp.zeros((chunk, task.prompt_len), jnp.int32), jnp.zeros((chunk, tlen), jnp.int32))
-            programs[key] = _compile(_evaluate_chunk, True, *static, *example)
-        call = programs[key]
-    for j in range(n // chunk):
-        prompts = jnp.asarray(test["tokens"][j * chunk : (j + 1) * chunk, : task.prompt_len], jnp.int32)
-        out = call(params, prompts, jnp.asarray(flat[j * chunk : (j + 1) * chunk], jnp.int32))
-        preds.append(np.asarray(out[0]))
-        ll.append(np.asarray(out[1]))
-        ce.append(np.asarray(out[2]))
-    pred = np.concatenate(preds)
+    static = (LMApply(model), task.prompt_len, task.answer_len)
+    pred, _, ce = _chunked(_evaluate_chunk, static, ("evaluate", task), model, params, np.asarray(test["tokens"]), chunk, fast_compile,
+                           programs)
     answer = test["answer"]
-    ll = np.concatenate(ll).reshape(b, k)
-    ce = np.concatenate(ce).reshape(b, k)[np.arange(b), mc["correct"]]
     return {
         "pred": pred,
         "exact_match": np.asarray(exact_match(pred, answer)),
         "edit_distance": np.asarray(token_edit_distance(pred, answer)).astype(np.float32),
         "token_accuracy": (pred == answer).mean(-1),
         "cross_entropy": ce,
-        "mc_grade": np.asarray(multiple_choice_grade(jnp.asarray(ll), jnp.asarray(mc["correct"]))),
-        "brier": np.asarray(brier_score(jnp.asarray(ll), jnp.asarray(mc["correct"]))),
-        "mc_prob": np.asarray(jax.nn.softmax(jnp.asarray(ll), axis=1))[np.arange(b), mc["correct"]],
     }
+
+
+def evaluate_choices(
+    model, params, task: ArithmeticTask, mc: dict, chunk: int, fast_compile: bool = False,
+    programs: dict | None = None,
+) -> dict[str, np.ndarray]:
+    """Per-item multiple-choice metrics of one model: every choice's answer log-likelihood (teacher
+    forcing), normalized over the choices as BIG-bench scores multiple-choice tasks.
+
+    Args:
+      model, params, task, chunk, fast_compile, programs: as :func:`evaluate_model`.
+      mc: ``{"tokens": (B, K, T), "correct": (B,)}``: each item's prompt followed by each of its ``K``
+        choices (:func:`multiple_choice_items`), and the index of the correct one.
+
+    Returns:
+      per item ``mc_grade``, ``brier``, ``mc_prob`` (the normalized probability of the correct choice)
+      and ``cross_entropy`` (per answer token, of the correct choice).
+    """
+    b, k, tlen = mc["tokens"].shape
+    static = (LMApply(model), task.prompt_len, task.answer_len)
+    ll, ce = _chunked(_score_chunk, static, ("score", task), model, params, np.asarray(mc["tokens"]).reshape(b * k, tlen), chunk,
+                      fast_compile, programs)
+    ll, correct = jnp.asarray(ll.reshape(b, k)), jnp.asarray(mc["correct"])
+    return {
+        "mc_grade": np.asarray(multiple_choice_grade(ll, correct)),
+        "brier": np.asarray(brier_score(ll, correct)),
+        "mc_prob": np.asarray(jax.nn.softmax(ll, axis=1))[np.arange(b), mc["correct"]],
+        "cross_entropy": ce.reshape(b, k)[np.arange(b), mc["correct"]],
+    }
+
+
+def multiple_choice_set(config: ml_collections.ConfigDict) -> tuple[ArithmeticTask, dict]:
+    """The multiple-choice panel's task and items: ``config.multiple_choice.num_items`` fixed problems
+    (a NumPy stream apart from training), each with the answers of other items as distractors.
+
+    Returns:
+      ``(task, {"tokens": (B, K, T), "correct": (B,)})``.
+    """
+    c = config.multiple_choice
+    task = ArithmeticTask(c.op, c.num_digits, config.task.reverse_answer)
+    items = task.sample(np.random.default_rng((config.seed, 10**9 + 2)), c.num_items)
+    choices, correct = multiple_choice_items(np.random.default_rng((config.seed, 10**9 + 1)), items["answer"],
+                                             c.num_choices)
+    tokens = np.repeat(items["tokens"][:, None], c.num_choices, axis=1)
+    tokens[:, :, task.prompt_len : task.prompt_len + task.answer_len] = choices
+    return task, {"tokens": tokens, "correct": correct}
 
 
 def simulate_analytic(config: ml_collections.ConfigDict, key: jax.Array) -> dict[str, np.ndarray]:
@@ -402,32 +451,40 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     cfgs = family(config, task)
     num_params = np.array([c.num_params() for c in cfgs], np.float64)
 
-    # Fixed test problems (a NumPy stream apart from the training stream), and the MC version.
+    # Fixed test problems (a NumPy stream apart from the training stream).
     test = task.sample(np.random.default_rng((config.seed, 10**9)), config.eval.num_test)
-    chunk, k = config.eval.chunk, config.eval.num_choices
-    if config.eval.num_test % chunk or chunk % k:
-        raise ValueError(f"emergence: eval.num_test must be a multiple of eval.chunk ({chunk}), and chunk of num_choices")
-    mc_idx = (np.arange(config.eval.num_test // chunk)[:, None] * chunk + np.arange(chunk // k)[None]).ravel()
-    choices, correct = multiple_choice_items(np.random.default_rng((config.seed, 10**9 + 1)), test["answer"][mc_idx], k)
-    mc_tokens = np.repeat(test["tokens"][mc_idx][:, None], k, axis=1)
-    mc_tokens[:, :, task.prompt_len : task.prompt_len + task.answer_len] = choices
-    mc = {"tokens": mc_tokens, "correct": correct}
-
     per_model, programs = [], {}  # compiled programs, shared by members of one architecture
     for i, (mcfg, lr) in enumerate(zip(cfgs, config.family.lr)):
         wd = workdir / f"model{i}_d{mcfg.d_model}_l{mcfg.num_layers}"
         model, out = _train(config, task, mcfg, lr, i, wd, progress, programs)
-        per_model.append(evaluate_model(model, out.state.params, task, test, mc, config.eval.chunk, config.fast_compile,
+        per_model.append(evaluate_model(model, out.state.params, task, test, config.eval.chunk, config.fast_compile,
                                         programs))
 
-    keys = ("exact_match", "edit_distance", "token_accuracy", "cross_entropy", "mc_grade", "brier", "mc_prob")
+    # The multiple-choice panel: the same architectures trained on its own task.
+    mc_task, mc = multiple_choice_set(config)
+    mc_cfgs = family(config, mc_task)
+    mc_params = np.array([c.num_params() for c in mc_cfgs], np.float64)
+    mc_train = ml_collections.ConfigDict(config.train.to_dict())
+    mc_train.num_steps = config.multiple_choice.num_steps
+    per_mc = []
+    for i, (mcfg, lr) in enumerate(zip(mc_cfgs, config.family.lr)):
+        wd = workdir / f"mc_model{i}_d{mcfg.d_model}_l{mcfg.num_layers}"
+        model, out = _train(config, mc_task, mcfg, lr, i, wd, progress, programs, train=mc_train)
+        per_mc.append(evaluate_choices(model, out.state.params, mc_task, mc, config.eval.chunk, config.fast_compile,
+                                       programs))
+
+    keys = ("exact_match", "edit_distance", "token_accuracy", "cross_entropy")
+    mc_keys = ("mc_grade", "brier", "mc_prob", "mc_cross_entropy")
     means = {k: np.array([m[k].mean() for m in per_model]) for k in keys}
+    means |= {k: np.array([m[k.removeprefix("mc_") if k == "mc_cross_entropy" else k].mean() for m in per_mc])
+              for k in mc_keys}
     ci_key = jax.random.fold_in(jax.random.key(config.seed), 10**6)
     cis = {
-        k: bootstrap_ci(ci_key, np.stack([m[k] for m in per_model], 1), num_resamples=config.eval.bootstrap)
-        for k in ("exact_match", "edit_distance", "mc_grade", "brier")
+        k: bootstrap_ci(ci_key, np.stack([m[k] for m in per], 1), num_resamples=config.eval.bootstrap)
+        for per, ks in ((per_model, ("exact_match", "edit_distance")), (per_mc, ("mc_grade", "brier"))) for k in ks
     }
     scores = {k: float(emergence_score(means[k], num_params)) for k in keys}
+    scores |= {k: float(emergence_score(means[k], mc_params)) for k in mc_keys}
 
     # mirage: the same outputs, two metrics
     ratio = _ratio(scores["exact_match"], scores["edit_distance"])
@@ -448,7 +505,8 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     analytic_ok = sim_err <= config.criteria.analytic_tolerance
 
     # multiple choice
-    mc_ok = abs(scores["mc_grade"]) > abs(scores["brier"])
+    mc_ratio = _ratio(scores["mc_grade"], scores["brier"])
+    mc_ok = mc_ratio >= config.criteria.min_score_ratio
 
     # the analytic model's prediction from each model's own per-token cross-entropy
     p_hat = np.exp(-means["cross_entropy"])
@@ -456,7 +514,7 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     figures = [
         _plot_family(workdir / "emergence_metrics.png", num_params, means, cis, small, predicted_em, config, task),
         _plot_analytic(workdir / "emergence_analytic.png", sim, config),
-        _plot_multiple_choice(workdir / "emergence_multiple_choice.png", num_params, means, cis, config),
+        _plot_multiple_choice(workdir / "emergence_multiple_choice.png", mc_params, means, cis, config),
     ]
     table = " / ".join(
         f"{int(n)}: EM {em:.4f}, ED {ed:.3f}" for n, em, ed in zip(num_params, means["exact_match"], means["edit_distance"])
@@ -492,21 +550,23 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
         ),
         reproduce.Finding(
             "multiple_choice",
-            f"score MC grade {_fmt_score(scores['mc_grade'])} vs Brier {_fmt_score(scores['brier'])}",
+            f"score MC grade {_fmt_score(scores['mc_grade'])} vs Brier {_fmt_score(scores['brier'])} "
+            f"(ratio {_fmt_score(mc_ratio)})",
             bool(mc_ok),
-            f"{len(correct)} items, each the answer among {config.eval.num_choices - 1} other problems' answers; "
+            f"{len(mc['correct'])} {config.multiple_choice.num_digits}-digit {config.multiple_choice.op} items, each "
+            f"the answer among {config.multiple_choice.num_choices - 1} other problems' answers, scored by the family "
+            f"retrained on that task ({config.multiple_choice.num_steps * config.train.updates_per_step} updates, "
+            f"{int(mc_params.min())}-{int(mc_params.max())} parameters): per-token cross-entropy of the answers "
+            f"{np.round(means['mc_cross_entropy'], 3).tolist()} (score {_fmt_score(scores['mc_cross_entropy'])}), "
             f"MC grade {np.round(means['mc_grade'], 3).tolist()}, Brier {np.round(means['brier'], 3).tolist()}, "
-            f"probability of the correct choice {np.round(means['mc_prob'], 3).tolist()} (score "
-            f"{_fmt_score(scores['mc_prob'])}; the answers' per-token cross-entropy, the paper's smooth quantity, "
-            f"scores {_fmt_score(scores['cross_entropy'])} on this family). Both metrics are functions of the "
-            f"same per-item choice probabilities; the Brier score is only the smoother one if those "
-            f"probabilities rise gradually across the family. Where they stay flat and then jump (a tiny step "
-            f"between most neighbours), the Brier score, free of the grade's argmax noise between near-equal "
-            f"models, has the smaller median step and so the larger emergence score",
+            f"normalized probability of the correct choice {np.round(means['mc_prob'], 3).tolist()} (score "
+            f"{_fmt_score(scores['mc_prob'])}). A straight line across {len(mc_cfgs)} models scores about "
+            f"{len(mc_cfgs) - 1}: the claim needs the grade well above that (emergent) and the Brier score near it",
         ),
     ]
     metrics = {
         "num_params": num_params.tolist(),
+        "mc_num_params": mc_params.tolist(),
         **{f"mean_{k}": v.tolist() for k, v in means.items()},
         **{f"ci_{k}": [np.asarray(c.low).tolist(), np.asarray(c.high).tolist()] for k, c in cis.items()},
         "emergence_scores": {k: (v if np.isfinite(v) else repr(v)) for k, v in scores.items()},
@@ -571,14 +631,17 @@ def _plot_analytic(path, sim, config) -> Path:
 
 
 def _plot_multiple_choice(path, n, means, cis, config) -> Path:
-    fig = Figure(figsize=(8, 3.6))
-    ax = fig.subplots(1, 2)
-    _errorbar(ax[0], n, cis["mc_grade"], means["mc_grade"], color="C3")
-    ax[0].axhline(1 / config.eval.num_choices, color="gray", ls=":", label="chance")
-    ax[0].set(xscale="log", xlabel="parameters", ylabel="multiple-choice grade", title="multiple-choice grade")
-    ax[0].legend()
-    _errorbar(ax[1], n, cis["brier"], means["brier"], color="C0")
-    ax[1].set(xscale="log", xlabel="parameters", ylabel="Brier score (lower is better)", title="Brier score")
+    c = config.multiple_choice
+    fig = Figure(figsize=(12, 3.6))
+    ax = fig.subplots(1, 3)
+    ax[0].loglog(n, means["mc_cross_entropy"], "o-", color="C2")
+    ax[0].set(xlabel="parameters", ylabel="per-token cross-entropy", title=f"{c.num_digits}-digit {c.op}: answer CE")
+    _errorbar(ax[1], n, cis["mc_grade"], means["mc_grade"], color="C3")
+    ax[1].axhline(1 / c.num_choices, color="gray", ls=":", label="chance")
+    ax[1].set(xscale="log", xlabel="parameters", ylabel="multiple-choice grade", title="multiple-choice grade")
+    ax[1].legend()
+    _errorbar(ax[2], n, cis["brier"], means["brier"], color="C0")
+    ax[2].set(xscale="log", xlabel="parameters", ylabel="Brier score (lower is better)", title="Brier score")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path

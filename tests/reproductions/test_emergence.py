@@ -6,13 +6,12 @@ import pytest
 
 from nips23jax.core.config import load_config
 from nips23jax.data.arithmetic import ArithmeticTask
-from nips23jax.emergence import analytic_edit_distance, analytic_exact_match
+from nips23jax.emergence import analytic_edit_distance, analytic_exact_match, emergence_score
 from nips23jax.reproductions import emergence as repro
 
-# The end-to-end run (findings per claim, figures, one metrics.jsonl per model, verdicts that follow
-# their numbers) is checked by colab/emergence.ipynb's sanity-check cell, which tests/test_notebooks.py
-# executes with tests/notebook_overrides/emergence.txt: running it here too would repeat the same run.
-# The resume test below trains that run's model 0, so the two share their compiled programs.
+# The end-to-end run is checked by check_run below, which tests/test_notebooks.py calls on the run of
+# colab/emergence.ipynb (with tests/notebook_overrides/emergence.txt): running it here too would repeat
+# the same run. The resume test below trains that run's model 0, so the two share their compiled programs.
 NOTEBOOK_OVERRIDES = [
     line.split("#", 1)[0].strip()
     for line in (Path(__file__).resolve().parents[1] / "notebook_overrides" / "emergence.txt").read_text().splitlines()
@@ -72,3 +71,32 @@ def test_training_resumes_from_the_finished_checkpoint(tmp_path):
     assert again.resumed_from == config.train.num_steps == int(again.state.step)
     for x, y in zip(jax.tree.leaves(first.state.params), jax.tree.leaves(again.state.params)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def check_run(result, config, workdir):
+    """End-to-end checks, run on the notebook's run by tests/test_notebooks.py (one run per session):
+    the outputs are what the config asked for, and every verdict follows its numbers."""
+    m = result.metrics
+    k = len(config.family.d_model)
+    assert [f.claim for f in result.findings] == [c.key for c in repro.CLAIMS]
+    assert len(m["num_params"]) == k and np.all(np.isfinite(m["mean_edit_distance"]))
+    assert len(list(workdir.rglob("metrics.jsonl"))) == 2 * k  # one training log per model of both families
+    assert len(result.figures) == 3
+    for name in result.figures:
+        assert (workdir / name).read_bytes()[:4] == b"\x89PNG", name
+    verdict = {f.claim: f.passed for f in result.findings}
+    score = {key: float(v) for key, v in m["emergence_scores"].items()}  # "inf" is stored as a string
+    n, em_all, em_small = np.array(m["num_params"]), np.array(m["mean_exact_match"]), np.array(m["exact_match_small"])
+    # the scores are BIG-bench's emergence score of the stored means (the multiple-choice family's own sizes)
+    for key, scale in (("exact_match", n), ("edit_distance", n), ("mc_grade", m["mc_num_params"]),
+                       ("brier", m["mc_num_params"]), ("mc_cross_entropy", m["mc_num_params"])):
+        np.testing.assert_allclose(score[key], float(emergence_score(np.array(m[f"mean_{key}"]), scale)), rtol=1e-5)
+    ratio = abs(score["exact_match"]) / abs(score["edit_distance"]) if score["edit_distance"] else np.inf
+    assert verdict["mirage"] == (ratio >= config.criteria.min_score_ratio and n.max() / n.min() >= 30 and k >= 5)
+    assert verdict["resolution"] == (bool((em_small == 0).any()) and em_all.min() > 0)
+    a = {key: np.array(v) for key, v in m["analytic"].items()}
+    deviation = max(np.abs(a["exact_match"] - a["exact_match_closed_form"]).max(),
+                    np.abs(a["edit_distance"] - a["edit_distance_closed_form"]).max() / config.analytic.length)
+    assert verdict["analytic"] == (deviation <= config.criteria.analytic_tolerance)
+    mc_ratio = abs(score["mc_grade"]) / abs(score["brier"]) if score["brier"] else np.inf
+    assert verdict["multiple_choice"] == (mc_ratio >= config.criteria.min_score_ratio)
