@@ -558,7 +558,8 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
             f"retrained on that task ({config.multiple_choice.num_steps * config.train.updates_per_step} updates, "
             f"{int(mc_params.min())}-{int(mc_params.max())} parameters): per-token cross-entropy of the answers "
             f"{np.round(means['mc_cross_entropy'], 3).tolist()} (score {_fmt_score(scores['mc_cross_entropy'])}), "
-            f"MC grade {np.round(means['mc_grade'], 3).tolist()}, Brier {np.round(means['brier'], 3).tolist()}, "
+            f"MC grade {np.round(means['mc_grade'], 3).tolist()} (chance {1 / config.multiple_choice.num_choices:.2f}), "
+            f"Brier {np.round(means['brier'], 3).tolist()}, "
             f"normalized probability of the correct choice {np.round(means['mc_prob'], 3).tolist()} (score "
             f"{_fmt_score(scores['mc_prob'])}). A straight line across {len(mc_cfgs)} models scores about "
             f"{len(mc_cfgs) - 1}: the claim needs the grade well above that (emergent) and the Brier score near it",
