@@ -13,20 +13,32 @@ max-cut on Erdős–Rényi graphs by annealing, with best found / brute-force op
 Expected (the paper): sqrt(t) better above the critical temperature, t/(t+1) below; RWM's ESS
 falls fastest with d; DLMC best on classical models; gradient samplers beat RWM / HB / block Gibbs on MIS.
 
-Measured, quick (2026-11-30, 2 shared cores): 80 s wall, 80 s CPU (user+sys) at load ~5; 96 s CPU and
-459 s wall at load ~13. Verdicts: dimension (slope rwm -0.63 vs dlmc -0.19), dlmc_best and mis (gradient 6.81 vs
-others 6.44 on ER n=20; best/optimum rwm 0.84, HB 1.00, gwg 0.98, dlmc 0.96) reproduced; crossover
-NOT reproduced (DLMC on 8x8: ESS sqrt / t/(t+1) = 1.11 at λ=0.16 and 1.14 at λ=0.76).
-Measured, full (this file's sizes, 2026-11-30, same load): 387 s CPU (user+sys), 965 s wall (16 min).
-All four reproduced: crossover (ESS sqrt / t/(t+1), geometric mean over GWG, DMALA, DLMC: 1.02 at
-λ=0.16, 0.74 at λ=0.76; the low-temperature half is clear for GWG 0.57 and DMALA 0.65, DLMC is
-indifferent at 1.08 ± 0.2; the high-temperature half is within noise: GWG 0.98, DMALA 1.10, DLMC 0.98,
-s.e. ≈ 4%); dimension (slope of log ESS/step vs log d over d = 16..256: rwm -0.97, gwg -0.66,
-dlmc -0.35); dlmc_best (DLMC / best = 1.00 on Ising 16x16, Potts 8x8, Bernoulli 256); mis (gradient
-21.84 vs others 21.31 on ER n=60; every sampler finds the brute-force optimum of the 16-node graph for
-MIS, RWM 0.995 of it for max-cut). DISCS' own sizes (50x50 Ising, 100 chains, 100,000-400,000 steps)
-would take days on this CPU; the sizes here were cut from a first attempt that was on course for
-more than an hour at this load.
+Crossover criterion: the mean over the sweep's samplers of log(ESS sqrt / ESS t/(t+1)) must be more than
+2 standard errors above 0 at the smallest λ and below 0 at the largest; a ratio within noise of 1 is no win.
+DISCS' Ising counts each edge twice, so DISCS' λ is half of ours: its sweep 0.1607..0.7607 is our
+0.32..1.52, its marked "λ_c" 0.4407 our 0.88, its hottest point our 0.3214 (the sweep's smallest λ here).
+DISCS' sweep results are not in its repository (plot_ising_temp.py plots them from a bucket); its recorded
+50x50 runs with a field (discs/common/discs-ising-sampler_sweep_56214850/*/results.csv, λ = 0.5 "hightemp"
+and λ = 1) have t/(t+1) ahead of or equal to sqrt(t) for every sampler whose chains moved.
+
+Measured, full (2026-11-30, load ~15 on 2 cores), crossover sweep (10x10, 128 chains x 4,000 steps), ESS sqrt /
+ESS t/(t+1): λ=0.3214: GWG 0.965 ± 0.041, DMALA 0.953 ± 0.034, DLMC 1.113 ± 0.039, geometric mean 1.008 ± 0.022
+(+0.4 s.e.: not resolved); λ=0.4407: 1.000 ± 0.035; λ=0.5207: 0.910 ± 0.040; λ=0.7607: GWG 0.735 ± 0.043,
+DMALA 0.793 ± 0.050, DLMC 1.068 ± 0.088, mean 0.854 ± 0.034 (-4.0 s.e.: t/(t+1) better). Crossover NOT
+reproduced: t/(t+1) wins at low temperature, but above λ_c the two are equal within ~2%; separate runs
+(10x10, 256 chains x 5,000 steps) give 0.998 ± 0.021 (GWG), 1.029 ± 0.016 (DMALA), 1.007 ± 0.015 (DLMC) at
+λ=0.1607 and 1.003, 0.980, 1.054 (± ~0.03) at λ=0.3607; 20x20 at λ=0.1607: GWG 0.996 ± 0.035, DMALA
+1.050 ± 0.029. The earlier full run of these sizes otherwise (dimension, panels, MIS; 387 s CPU, 16 min at
+load ~13): dimension (slope of log ESS/step vs log d over d = 16..256: rwm -0.97, gwg -0.66, dlmc -0.35);
+dlmc_best (DLMC / best = 1.00 on Ising 16x16, Potts 8x8, Bernoulli 256); mis (gradient 21.84 vs others
+21.31 on ER n=60; every sampler finds the brute-force optimum of the 16-node graph for MIS, RWM 0.995 of
+it for max-cut), all reproduced. The larger sweep adds ~200 s CPU. DISCS' own sizes (50x50 Ising, 100
+chains, 100,000-400,000 steps) would take days on this CPU.
+Measured, quick (2026-11-30, load ~17: 131 s CPU, 13.6 min wall; 80 s CPU and wall at load ~5 before the
+sweep grew): crossover NOT reproduced (GWG, DMALA on 8x8, 32 chains x 2,000 steps: 0.918 ± 0.050 at
+λ=0.3214, -1.6 s.e.; 0.826 ± 0.071 at λ=0.7607, -2.2 s.e.); dimension (slope rwm -0.63 vs dlmc -0.19),
+dlmc_best and mis (gradient 6.81 vs others 6.44 on ER n=20) reproduced. Its high-temperature half cannot be
+resolved in 90 s: a ~2% difference needs about 10^6 chain-steps per arm on 10x10.
 """
 
 import ml_collections
@@ -41,14 +53,21 @@ def get_config(arg=None):
     c.block_gibbs = ml_collections.ConfigDict({"block_size": 3})
     c.hamming_ball = ml_collections.ConfigDict({"block_size": 10, "radius": 1})
 
-    # DISCS' λ sweep (run_configs/.../ising/lamdasweep_small.py): zero field, gradient samplers under both
-    # balancing functions, 400,000 steps; ESS per step with the first half as burn-in
+    # DISCS' λ sweep (run_configs/classical_models/ising/lamdasweep_small.py: 50x50, μ = 0, no random field, 16
+    # λ from 0.1607 to 0.7607, GWG / PAS / DMALA / DLMC under both balancing functions, 100 chains of 400,000
+    # steps); ESS per step with the first half as burn-in. DISCS' Ising (discs/models/ising.py) counts every
+    # edge twice, so its λ is half of ours (coupling per edge): its sweep is our 0.32..1.52, its hottest point
+    # 0.1607 is our 0.3214, and the true critical point λ_c = 0.4407 here is its 0.2203 (it marks 0.4407).
+    # Above λ_c the two functions differ only at second order in a flip's log-ratio d (log σ(d) = d/2 −
+    # log 2cosh(d/2)), so their ESS differ by a few percent at most: the full sweep runs many chain-steps.
     c.sweep = ml_collections.ConfigDict()
-    c.sweep.samplers = ["dlmc"] if quick else ["gwg", "dmala", "dlmc"]  # PAS: ~10x GWG's time per step here
+    c.sweep.samplers = ["gwg", "dmala"] if quick else ["gwg", "dmala", "dlmc"]  # PAS: ~3x GWG's time per step
     c.sweep.side = 8 if quick else 10
-    c.sweep.inverse_temperatures = [0.1607, 0.4407, 0.7607] if quick else [0.1607, 0.3607, 0.4407, 0.5207, 0.7607]
-    c.sweep.chains = 32
-    c.sweep.steps = 2000 if quick else 3000
+    # quick: the two ends only, each with more chains (its high-temperature half cannot be resolved in 90 s)
+    c.sweep.inverse_temperatures = [0.3214, 0.7607] if quick else [0.3214, 0.4407, 0.5207, 0.7607]
+    c.sweep.chains = 48 if quick else 128
+    c.sweep.steps = 2000 if quick else 4000
+    c.sweep.significance = 2.0  # each half of the crossover must be resolved by this many standard errors
 
     # DISCS' shape sweep (λ = 0.5, μ = 0.5 with the random field): slope of log ESS per step vs log d
     c.dimension = ml_collections.ConfigDict()

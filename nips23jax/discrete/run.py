@@ -73,15 +73,15 @@ def sample_chains(
 
 
 @functools.lru_cache(maxsize=64)
-def _runner(sampler: SamplingAlgorithm, num_steps: int, keep: str, mesh: Mesh | None):
+def _runner(sampler: SamplingAlgorithm, num_steps: int, keep: str, mesh: Mesh | None, options: tuple | None):
     run = functools.partial(sample_chains, sampler, num_steps=num_steps, keep=keep)
-
+    options = None if options is None else dict(options)
     if mesh is None:
-        return jax.jit(run)
+        return jax.jit(run, compiler_options=options)
     chains = NamedSharding(mesh, P("data"))
     steps_chains = NamedSharding(mesh, P(None, "data"))
     return jax.jit(run, in_shardings=(chains, NamedSharding(mesh, P()), chains),
-                   out_shardings=(steps_chains, chains, steps_chains, steps_chains))
+                   out_shardings=(steps_chains, chains, steps_chains, steps_chains), compiler_options=options)
 
 
 def run_chains(
@@ -95,6 +95,7 @@ def run_chains(
     init: jax.Array | None = None,
     reference: jax.Array | None = None,
     mesh: Mesh | None = None,
+    compiler_options: dict | None = None,
 ) -> tuple[jax.Array, RunInfo]:
     """Runs ``num_chains`` independent chains for ``num_steps`` steps.
 
@@ -111,6 +112,8 @@ def run_chains(
       init: initial states ``(num_chains, d)``; default uniform.
       reference: ``int[d]``; default uniform.
       mesh: shard the chain axis over the mesh's ``data`` axis (``num_chains`` divisible by its size).
+      compiler_options: XLA options for the compiled loop (e.g. ``{"xla_backend_optimization_level": 0}``
+        compiles faster for tiny models, as :func:`~nips23jax.discrete.anneal` takes them).
 
     Returns:
       ``(trace, RunInfo)``.
@@ -134,6 +137,9 @@ def run_chains(
     for i in range(min(num_chains, 1)):
         model.check_state(x0[i], "init[0]")
     ref = jax.random.randint(k_ref, (d,), 0, k) if reference is None else model.check_state(reference, "reference")
-    trace, states, acc, changed = _runner(sampler, num_steps, keep, mesh)(
+    if compiler_options is not None and not isinstance(compiler_options, dict):
+        raise TypeError(f"run_chains: compiler_options must be a dict or None, got {type(compiler_options).__name__}")
+    options = None if compiler_options is None else tuple(sorted(compiler_options.items()))
+    trace, states, acc, changed = _runner(sampler, num_steps, keep, mesh, options)(
         x0.astype(jnp.int32), ref, jax.random.split(k_run, num_chains))
     return trace, RunInfo(states, acc, changed, ref, sampler.evals_per_step)

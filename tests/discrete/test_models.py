@@ -31,20 +31,46 @@ def _changed_states(model, x):
     return jnp.broadcast_to(x, (d * k, d)).at[np.arange(d * k), i].set(c)
 
 
+def _extreme_model():
+    return D.ising(3, inverse_temperature=50.0, field=jnp.full(9, 1e3))
+
+
+EXTREME_SAMPLERS = ("dlmc", "gwg", "pas", "dmala")
+_rng = np.random.default_rng(0)
+NAIVE_STATES = {"ising": _rng.integers(0, 2, (3, 12)), "potts": _rng.integers(0, 3, (3, 6)),
+                "potts2": np.array([[0, 1, 1, 0, 1, 0]])}  # checked against naive loops
+
+
+@functools.lru_cache(maxsize=None)
+def _one_program():
+    """ONE compiled program for this file's jitted checks (compiling is their time, much of it XLA's
+    per-program overhead): per model, ``(log π(x), D)``, ``log π(x)`` and ``log π`` of every
+    single-site change of ``x``; ``log π`` of :data:`NAIVE_STATES`; and one step of each gradient sampler
+    on the extreme-field model."""
+    models = _models()
+    xs = {n: jax.random.randint(jax.random.key(1), (m.num_sites,), 0, m.num_categories) for n, m in models.items()}
+    extreme = _extreme_model()
+    algs = [D.get_sampler(name, extreme) for name in EXTREME_SAMPLERS]
+    x_extreme = jnp.zeros(9, jnp.int32)
+
+    @functools.partial(jax.jit, compiler_options=FAST)
+    def run(xs, key):
+        diffs = {n: (m.log_prob_and_diffs(xs[n]), m.log_prob(xs[n]), jax.vmap(m.log_prob)(_changed_states(m, xs[n])))
+                 for n, m in models.items()}
+        naive = {n: jax.vmap(models[n].log_prob)(jnp.asarray(x, jnp.int32)) for n, x in NAIVE_STATES.items()}
+        return (diffs, extreme.log_prob_and_diffs(x_extreme), [alg.step(key, alg.init(x_extreme)) for alg in algs],
+                naive)
+
+    return xs, run(xs, jax.random.key(0))
+
+
 @functools.lru_cache(maxsize=None)
 def _exact_single_site_diffs():
     """Per model: its ``(log π(x), D)``, ``log π(x)`` and the exact ``log π(x with x_i = c) − log π(x)``
-    from evaluating every changed state; all models in ONE compiled program."""
+    from evaluating every changed state."""
     models = _models()
-    xs = {n: jax.random.randint(jax.random.key(1), (m.num_sites,), 0, m.num_categories) for n, m in models.items()}
-
-    @functools.partial(jax.jit, compiler_options=FAST)
-    def all_models(xs):
-        return {n: (m.log_prob_and_diffs(xs[n]), m.log_prob(xs[n]), jax.vmap(m.log_prob)(_changed_states(m, xs[n])))
-                for n, m in models.items()}
-
     out = {}
-    for n, ((lp, diffs), lp_direct, lps) in all_models(xs).items():
+    for n, ((lp, diffs), lp_direct, lps) in _one_program()[1][0].items():
         m = models[n]
         out[n] = lp, diffs, lp_direct, np.asarray(lps - lp_direct).reshape(m.num_sites, m.num_categories)
     return out
@@ -73,20 +99,15 @@ def test_multilinear_diffs_are_exact_single_site_changes(name):
 
 
 def test_ising_and_potts_match_naive_loops():
-    m = _models()["ising"]
-    b = np.asarray(m.params["field"])
-    for seed in range(3):
-        x = jax.random.randint(jax.random.key(seed), (12,), 0, 2)
-        assert float(m.log_prob(x)) == pytest.approx(_naive_ising(x, 0.7, b, 3, 4), abs=1e-4)
-    p = _models()["potts"]
-    f = np.asarray(p.params["field"])
-    for seed in range(3):
-        x = jax.random.randint(jax.random.key(seed), (6,), 0, 3)
-        assert float(p.log_prob(x)) == pytest.approx(_naive_potts(x, 1.2, f, 2, 3), abs=1e-4)
-    # binary Potts equals its one-hot form
-    p2 = _models()["potts2"]
-    x = jnp.array([0, 1, 1, 0, 1, 0])
-    assert float(p2.log_prob(x)) == pytest.approx(_naive_potts(x, 1.0, np.asarray(p2.params["field"]), 2, 3), abs=1e-5)
+    lps = _one_program()[1][3]
+    models = _models()
+    naive = {"ising": lambda x, m: _naive_ising(x, 0.7, np.asarray(m.params["field"]), 3, 4),
+             "potts": lambda x, m: _naive_potts(x, 1.2, np.asarray(m.params["field"]), 2, 3),
+             # binary Potts equals its one-hot form
+             "potts2": lambda x, m: _naive_potts(x, 1.0, np.asarray(m.params["field"]), 2, 3)}
+    for name, states in NAIVE_STATES.items():
+        for x, lp in zip(states, np.asarray(lps[name])):
+            assert float(lp) == pytest.approx(naive[name](x, models[name]), abs=1e-4), name
 
 
 def test_ising_discs_field_and_lattice():
@@ -161,15 +182,7 @@ def test_model_bad_input():
 
 
 def test_extreme_fields_stay_finite():
-    m = D.ising(3, inverse_temperature=50.0, field=jnp.full(9, 1e3))
-    x = jnp.zeros(9, jnp.int32)
-    lp, diffs = m.log_prob_and_diffs(x)
+    (lp, diffs), steps = _one_program()[1][1:3]
     assert np.isfinite(float(lp)) and np.isfinite(np.asarray(diffs)).all()
-    algs = [D.get_sampler(name, m) for name in ("dlmc", "gwg", "pas", "dmala")]
-
-    @functools.partial(jax.jit, compiler_options=FAST)
-    def steps(key):  # one compiled program for the four samplers
-        return [alg.step(key, alg.init(x)) for alg in algs]
-
-    for alg, (st, info) in zip(algs, steps(jax.random.key(0))):
-        assert np.isfinite(float(st.log_prob)) and 0.0 <= float(info.acceptance_rate) <= 1.0, alg.name
+    for name, (st, info) in zip(EXTREME_SAMPLERS, steps):
+        assert np.isfinite(float(st.log_prob)) and 0.0 <= float(info.acceptance_rate) <= 1.0, name

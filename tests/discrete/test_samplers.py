@@ -238,36 +238,48 @@ def _row_cases(kind):
 
 
 @functools.lru_cache(maxsize=None)
-def kernel_draws(kind):
-    """``NUM_DRAWS`` one-step draws of every case's kernel from its start states.
+def _all_kernel_draws():
+    """``NUM_DRAWS`` one-step draws of every case's kernel from its start states, for both model kinds.
 
-    ONE compiled program per model kind for all its exact-matrix cases (compiling is what these
-    tests spend their time on): ``{case id: (starts, draws (len(starts), NUM_DRAWS, d))}``.
+    ONE compiled program for all the exact-matrix cases of both kinds (compiling is what these tests
+    spend their time on, much of it XLA's per-program overhead): ``{kind: {case id: (starts, draws
+    (len(starts), NUM_DRAWS, d))}}``.
     """
-    cases = _row_cases(kind)
-    states = tables(_model(kind))[0]
+    kinds = ("binary", "categorical")
+    cases = {kind: _row_cases(kind) for kind in kinds}
+    states = {kind: tables(_model(kind))[0] for kind in kinds}
 
     @functools.partial(jax.jit, **FAST)
     def draw(key):
         out = {}
-        for i, (cid, (alg, starts, state_fn)) in enumerate(cases.items()):
-            keys = jax.random.split(jax.random.fold_in(key, i), (len(starts), NUM_DRAWS))
+        for kind in kinds:
+            out[kind] = {}
+            for i, (cid, (alg, starts, state_fn)) in enumerate(cases[kind].items()):
+                keys = jax.random.split(jax.random.fold_in(key, i), (len(starts), NUM_DRAWS))  # the same keys for each kind
 
-            def one(ks, x, alg=alg, state_fn=state_fn):
-                st = alg.init(x) if state_fn is None else state_fn(alg.init(x))
-                return jax.vmap(alg.step, in_axes=(0, None))(ks, st)[0].x
+                def one(ks, x, alg=alg, state_fn=state_fn):
+                    st = alg.init(x) if state_fn is None else state_fn(alg.init(x))
+                    return jax.vmap(alg.step, in_axes=(0, None))(ks, st)[0].x
 
-            out[cid] = jax.vmap(one)(keys, jnp.asarray(states[starts]))
-            if i == 0:  # the same draws from raw (uint32) keys: kernels accept both key kinds
-                out["raw-keys"] = jax.vmap(one)(jax.random.key_data(keys), jnp.asarray(states[starts]))
+                out[kind][cid] = jax.vmap(one)(keys, jnp.asarray(states[kind][starts]))
+                if i == 0:  # the same draws from raw (uint32) keys: kernels accept both key kinds
+                    out[kind]["raw-keys"] = jax.vmap(one)(jax.random.key_data(keys), jnp.asarray(states[kind][starts]))
         return out
 
     draws = draw(jax.random.key(7))
-    first = next(iter(cases))
-    np.testing.assert_array_equal(draws["raw-keys"], draws[first])
     again = draw(jax.random.key(7))  # same key, same result
-    np.testing.assert_array_equal(again[first], draws[first])
-    return {cid: (cases[cid][1], np.asarray(draws[cid])) for cid in cases}
+    result = {}
+    for kind in kinds:
+        first = next(iter(cases[kind]))
+        np.testing.assert_array_equal(draws[kind]["raw-keys"], draws[kind][first])
+        np.testing.assert_array_equal(again[kind][first], draws[kind][first])
+        result[kind] = {cid: (cases[kind][cid][1], np.asarray(draws[kind][cid])) for cid in cases[kind]}
+    return result
+
+
+def kernel_draws(kind):
+    """``{case id: (starts, draws)}`` of the model of ``kind`` (see :func:`_all_kernel_draws`)."""
+    return _all_kernel_draws()[kind]
 
 
 @pytest.mark.parametrize("kind,name,kw", MH_PARAMS, ids=[f"{k}-{_case_id(n, kw)}" for k, n, kw in MH_PARAMS])
@@ -366,7 +378,7 @@ def test_long_run_marginals_match_enumeration_with_adaptation_on():
 
 
 def test_same_key_same_result_and_key_types():
-    """Checked inside the one compiled program of :func:`kernel_draws` (raw keys give the typed keys'
+    """Checked inside the one compiled program of :func:`_all_kernel_draws` (raw keys give the typed keys'
     draws; the same key twice gives the same draws), for the binary and the categorical model."""
     for kind in ("binary", "categorical"):
         assert kernel_draws(kind)
