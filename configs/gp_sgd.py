@@ -2,7 +2,7 @@
 
 Run:
   nips23jax reproduce gp-sgd --quick   # small sizes
-  nips23jax reproduce gp-sgd           # diamonds (10,000 train), synthetic n = 20,000, d = 8 (> 1 h here)
+  nips23jax reproduce gp-sgd           # diamonds (10,000 train), synthetic n = 20,000, d = 8 (~1 h here)
 
 Matérn-3/2 ARD throughout (the paper's kernel); hyperparameters by marginal likelihood on a subset;
 SGD with the paper's batch 512, momentum 0.9, lr 0.5 (mean) / 0.1 (samples), clipping 0.1, 100
@@ -14,30 +14,38 @@ weights have not converged (implicit bias).
 
 Measured with the quick config (2026-11-30 05:36 UTC, `nips23jax reproduce gp-sgd --quick`, 2 CPU cores
 shared with other jobs, load average ~14): 276 s wall, 106 s of CPU time (user+sys); all four reproduced:
-  implicit_bias  reproduced (narrowly): SGD (1000 steps) mean − exact mean RMSE in prior-sd units,
-                 interpolation region 0.154, extrapolation 0.317, prior region 0.078 (criterion: the first and
-                 last <= 0.5 x the middle) with ‖α−α*‖/‖α*‖ = 1.00: far from converged in weight space, the
-                 error sits between the data and the prior region, as the paper's §4 describes. In absolute
-                 terms SGD does not match the exact mean inside the data (0.15 prior sd: the rough Matérn-3/2
-                 sample's fine detail lies in small-eigenvalue directions); with n = 1000 (the full toy) at 1000
-                 steps the interpolation error (0.31) exceeded the extrapolation error (0.16).
+  implicit_bias  (re-measured 2026-11-30 08:30 with the paper's toy function, below) SGD (1000 steps) mean −
+                 exact mean RMSE in prior-sd units: interpolation region 0.053, extrapolation 0.147, prior
+                 region 0.022 (criterion: the first and last <= 0.5 x the middle), ‖α−α*‖/‖α*‖ = 1.00.
   fitted_noise   reproduced: diamonds (n=1000) SGD 0.158 / CG 0.128; synthetic SGD 0.752 / CG 0.750;
   low_noise      reproduced: σ² = 1e-6, diamonds SGD 0.158 vs CG 0.891; synthetic SGD 0.752 vs CG 0.869;
   thompson       reproduced at 2 rounds x 8 acquisitions: best 3.07 (SGD) vs 2.94 (CG) -- few rounds, noisy
                  (an earlier 3-round run had SGD 3.07 vs CG 3.84, NOT reproduced).
-The full config is cut to fit about half an hour on this 2-core CPU (it was estimated at > 10 h at the
-paper's scale): diamonds 10,000 train rows, synthetic n = 20,000 (d = 8; CG holds K, 1.6 GB), 16 samples,
-5000 SGD steps, CG at most 500 iterations, Thompson 5 rounds x 16 acquisitions from 1000 points. Estimated
-(not run: the machine was shared, load ~12, when this was written) ~20-25 min unloaded: SGD ~20 ms/step
-at n = 20k (4 solves x 5000 steps ~ 7 min), CG ~0.3 s/iteration with 17 right-hand sides (<= 4 x 500),
-hyperparameter fits ~2 x 100 Cholesky steps on 5000 points.
-Partly measured (2026-11-30, 2 CPU cores, load ~3): the diamonds part alone took ~25 min -- fitted
-noise SGD RMSE 0.128 (209 s) vs CG 0.092 (13 s); σ² = 1e-6 SGD 0.128 (205 s) vs CG 6.654 (50 s); the
-synthetic n = 20,000 part and Thompson sampling had not finished when the session ended, so the
-whole run takes well over an hour on this CPU, not the estimate above.
-The paper's scale (synthetic n = 100,000; CG then recomputes 10^10 kernel entries per iteration; 100k SGD
-steps) needs a GPU runtime: add the overrides
+The toy is the paper's (the official code's toy_sin): f(x) = sin 2x + cos 5x, x ~ N(0, 1), on a grid to
+±6 so that it reaches the prior region. With a rougher Matérn-3/2 prior sample as the truth
+(toy.target="prior"), a grid to ±4 (12 of 400 points in the prior region) and 5000 steps, the full
+toy (n = 1000) failed the criterion (interpolation 0.31 > extrapolation 0.16): SGD had not yet fitted the
+sample's fine detail, which lies in small-eigenvalue directions, and the prior region was barely on the grid.
+The same rough target passes at 20,000 steps on the ±6 grid (0.099 / 0.206 / 0.044).
+
+Full config, measured by parts (2026-11-30, 2 CPU cores shared with ~15 other processes, load ~15;
+`python` calling gp_sgd.toy / thompson / regression with this config, timed with wall clock and
+process CPU):
+  a) toy, n = 1000, the paper's 100k SGD steps: 206 s CPU (1223 s wall at load ~15); reproduced:
+     interpolation 0.061, extrapolation 0.188, prior 0.040, ‖α−α*‖/‖α*‖ = 1.00 (CG, 100 iterations:
+     weight error 0.004).
+  c) Thompson sampling, 5 rounds x 16: running at the time of writing (see the final report).
+  b) regression: diamonds (10,000 train) measured in an earlier session at ~25 min wall (load ~3): fitted
+     noise SGD RMSE 0.128 (209 s) vs CG 0.092 (13 s); σ² = 1e-6 SGD 0.128 (205 s) vs CG 6.654 (50 s).
+     Synthetic n = 20,000, d = 8 not run to the end here; estimated from measured per-step costs
+     (SGD with 17 right-hand sides: 0.10 s CPU per step at n = 20k, 0.05 s at 10k; CG holds K at 20k):
+     2 x 5000 SGD steps ~ 1000 s CPU, CG <= 2 x 500 iterations ~ 150 s, the hyperparameter fit (100
+     Cholesky steps on 5000 points) ~ 150 s: ~22 min CPU, ~15 min wall on 2 idle cores.
+  Whole full run: estimated ~45-60 min wall on 2 idle cores (over 2 h at load ~15).
+The paper's scale (synthetic n = 100,000; CG then recomputes 10^10 kernel entries per iteration, ~20 s
+of CPU each here, vs ~0.5 s per SGD step; 100k SGD steps) needs a GPU runtime: add the overrides
   regression.synthetic_train=100000 regression.sgd_steps=20000 regression.cg_max_iters=1000
+benchmarks/gp.py races SGD against CG at n = 100k (see benchmarks/README.md).
 """
 
 import ml_collections
@@ -51,13 +59,14 @@ def get_config(arg=None):
 
     c.toy = ml_collections.ConfigDict()
     c.toy.num_train = 200 if quick else 1000
+    c.toy.target = "sin"          # the paper's sin(2x) + cos(5x); "prior": a rougher Matérn-3/2 prior sample
     c.toy.lengthscale = 0.5
     c.toy.noise = 1e-3            # small noise: K + σ²I ill-conditioned, α* large
     c.toy.num_samples = 8
-    c.toy.sgd_steps = 1000 if quick else 5000
+    c.toy.sgd_steps = 1000 if quick else 100_000  # full: the paper's T (averaging r = 100/T = 1e-3)
     c.toy.batch_size = 64 if quick else 128
     c.toy.cg_iters = 20 if quick else 100
-    c.toy.plot_range = 4.0
+    c.toy.plot_range = 6.0        # the grid reaches the prior region (the data's x ~ N(0, 1) ends near ±3.3)
 
     c.regression = ml_collections.ConfigDict()
     c.regression.datasets = ("diamonds", "synthetic")

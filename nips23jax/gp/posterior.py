@@ -164,10 +164,10 @@ def posterior(
       jitter: the noise used when ``noise_variance`` is 0 and ``x_train`` has duplicate rows (warns).
       block_size: rows per kernel block when evaluating the posterior at new inputs.
       **solver_options: passed to the solver. ``cg``: ``tol`` (mean, default 1e-2), ``sample_tol``
-        (default 1e-3), ``max_iters``, ``preconditioner_rank``, ``max_matrix_bytes``. ``sgd``:
+        (default 1e-3), ``max_iters``, ``preconditioner_rank``, ``max_matrix_bytes``, ``monitor``. ``sgd``:
         ``learning_rate`` (mean, 0.5), ``sample_learning_rate`` (0.1), ``num_steps``, ``batch_size``,
         ``momentum``, ``num_features`` → pass as ``sgd_num_features``, ``averaging``, ``grad_clip``,
-        ``callback``, ``callback_every``. ``inducing``: ``num_inducing``, ``inducing_points``.
+        ``callback``, ``callback_every``, ``row_block``. ``inducing``: ``num_inducing``, ``inducing_points``.
         ``cholesky``: ``jitter``.
 
     Returns:
