@@ -341,8 +341,8 @@ def evaluate_model(
       ``cross_entropy`` (nats per answer token).
     """
     static = (LMApply(model), task.prompt_len, task.answer_len)
-    pred, _, ce = _chunked(_evaluate_chunk, static, ("evaluate", task), model, params, np.asarray(test["tokens"]), chunk, fast_compile,
-                           programs)
+    tokens = np.asarray(test["tokens"])
+    pred, _, ce = _chunked(_evaluate_chunk, static, ("evaluate", task), model, params, tokens, chunk, fast_compile, programs)
     answer = test["answer"]
     return {
         "pred": pred,
@@ -371,8 +371,8 @@ def evaluate_choices(
     """
     b, k, tlen = mc["tokens"].shape
     static = (LMApply(model), task.prompt_len, task.answer_len)
-    ll, ce = _chunked(_score_chunk, static, ("score", task), model, params, np.asarray(mc["tokens"]).reshape(b * k, tlen), chunk,
-                      fast_compile, programs)
+    tokens = np.asarray(mc["tokens"]).reshape(b * k, tlen)
+    ll, ce = _chunked(_score_chunk, static, ("score", task), model, params, tokens, chunk, fast_compile, programs)
     ll, correct = jnp.asarray(ll.reshape(b, k)), jnp.asarray(mc["correct"])
     return {
         "mc_grade": np.asarray(multiple_choice_grade(ll, correct)),
