@@ -212,6 +212,10 @@ def _windows_for(config, sources):
 
 def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = True) -> reproduce.Result:
     """Part (a) from the law, then the tiny-LM runs of (b) and (c), the fit, the figures and verdicts."""
+    for size in config.models:
+        if not {1, 4} <= set(_epochs_for(config, size)):
+            raise ValueError(f"{NAME}: every model must train 1 and 4 epochs (config.epochs, max_epochs), "
+                             f"got {_epochs_for(config, size)} for {size}")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     crit = config.criteria
@@ -232,10 +236,6 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     if n_val < bs:
         raise ValueError(f"{NAME}: the validation split holds fewer than batch_size={bs} windows; raise data.num_files")
     val_windows = val_tokens[: n_val * seq].reshape(n_val, seq)
-    for size in config.models:
-        if not {1, 4} <= set(_epochs_for(config, size)):
-            raise ValueError(f"{NAME}: every model must train 1 and 4 epochs (config.epochs, max_epochs), "
-                             f"got {_epochs_for(config, size)} for {size}")
     log = MetricsLog(workdir / "metrics.jsonl")
     log.truncate_after(-1)
     runs = []

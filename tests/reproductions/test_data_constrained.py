@@ -27,3 +27,14 @@ def test_law_analysis_numbers():
 # their numbers) is checked by colab/data_constrained.ipynb's sanity-check cell, which
 # tests/test_notebooks.py executes with tests/notebook_overrides/data_constrained.txt: running it
 # here too would repeat the same run.
+
+
+def test_full_grid_gives_the_most_epochs_to_the_smallest_model(tmp_path):
+    config = load_config("data_constrained")
+    assert [repro._epochs_for(config, m) for m in config.models] == [
+        [1, 2, 4, 8, 16, 32], [1, 2, 4, 8, 16], [1, 2, 4, 8]]
+    assert repro._epochs_for(load_config("data_constrained", quick=True), config.models[2]) == [1, 4]
+    config.models[2].max_epochs = 2   # no 4-epoch run for the largest model: a clear error before training
+    with pytest.raises(ValueError, match="1 and 4 epochs"):
+        repro.run(config, tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())
