@@ -70,3 +70,7 @@ def test_ess_bad_input():
         D.ess(np.zeros((3, 2)), burn_in=0.7)
     with pytest.raises(ValueError, match="time axis"):
         D.ess(np.float32(1.0))
+    with pytest.raises(ValueError, match="burn_in"):
+        ess_per_step(np.zeros((10, 2)), burn_in=-0.1)
+    # every chain constant (never moved): each counts as constant_chain_ess over the kept steps
+    assert float(ess_per_step(np.zeros((10, 2)), burn_in=0.5)) == pytest.approx(1.0 / 5)
