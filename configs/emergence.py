@@ -17,8 +17,8 @@ tell metrics apart; on multiplication it falls gradually with size. The claim is
 claim is: |emergence score| of the grade >= 1.5 x that of the Brier score (the paper's meta-analysis
 measures emergence with this score; a straight line across n models scores about n - 1).
 
-Measured, quick (2026-11-30, 144 s CPU, 412 s wall on 2 CPU cores at load average ~11; 75 s CPU
-before the multiplication family): 1104..57936 parameters (52x); exact match 0.012, 0.012, 0.019,
+Measured, quick (2026-11-30, 144-167 s CPU, 412-456 s wall on 2 CPU cores at load average 11-14,
+so over the 90 s quickstart budget on this loaded machine; 75 s CPU before the multiplication family): 1104..57936 parameters (52x); exact match 0.012, 0.012, 0.019,
 0.018, 0.114 vs edit distance 2.14, 1.97, 2.01, 1.82, 1.46 -> emergence score 21.0 vs -3.7 (mirage:
 reproduced); the 100-item set reads one model as 0 that the 2048-item set resolves at 0.019
 (resolution: reproduced); simulated analytic model within 0.020 of p^L and L(1-p)/L (reproduced);
