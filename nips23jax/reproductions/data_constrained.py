@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from nips23jax.core import reproduce
+from nips23jax.core.compile import compiled_on_first_call
 from nips23jax.core.train import MetricsLog, TrainState, make_train_step
 from nips23jax.data.corpus import corpus_tokenizer, corpus_tokens, repeated_windows
 from nips23jax.models.lm import lm_loss_fn, masked_lm_loss
@@ -118,20 +119,6 @@ def count_params(params) -> int:
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
 
 
-def _compiled_on_first_call(jitted, fast: bool):
-    """``jitted``, or (``fast``) its executable compiled at XLA backend optimization level 0 on the first call."""
-    if not fast:
-        return jitted
-    compiled = []
-
-    def call(*args):
-        if not compiled:
-            compiled.append(jitted.lower(*args).compile(compiler_options={"xla_backend_optimization_level": 0}))
-        return compiled[0](*args)
-
-    return call
-
-
 class _Trainer:
     """One compiled train step per model size; the cosine learning rate is set per step from
     Python (``optax.inject_hyperparams``), so runs of any length share the compile."""
@@ -155,7 +142,7 @@ class _Trainer:
                 return masked_lm_loss(model.apply({"params": params}, chunk), chunk, None)[0]
             return jnp.mean(jax.lax.map(one, val.reshape(-1, config.train.batch_size, val.shape[-1])))
 
-        self.evaluate = _compiled_on_first_call(evaluate, fast)
+        self.evaluate = compiled_on_first_call(evaluate, fast)
 
         # one compiled call builds the initial state (initializing eagerly compiles dozens of small
         # per-shape programs, which costs more than a short run)
@@ -164,7 +151,7 @@ class _Trainer:
             params = model.init(key, jnp.zeros((1, config.data.seq_len), jnp.int32))["params"]
             return TrainState.create(params, self.optimizer)
 
-        self._init_state = _compiled_on_first_call(init_state, fast)
+        self._init_state = compiled_on_first_call(init_state, fast)
 
     def init(self):
         return self._init_state(jax.random.key(self.config.seed))

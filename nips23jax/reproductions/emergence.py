@@ -30,6 +30,7 @@ import optax
 from matplotlib.figure import Figure
 
 from nips23jax.core import reproduce
+from nips23jax.core.compile import compile_fast, compiled_on_first_call
 from nips23jax.core.config import config_fingerprint
 from nips23jax.core.train import TrainState, fit, make_train_step
 from nips23jax.data.arithmetic import ArithmeticTask
@@ -237,8 +238,8 @@ def _train(
     key = ("train", model_cfg, float(lr), task, config_fingerprint(t))
     if key not in programs:
         programs[key] = (
-            _compile(jax.jit(init_state), config.fast_compile, init_key),
-            _compiled_on_first_call(jax.jit(many_updates, donate_argnums=0), config.fast_compile),
+            compile_fast(jax.jit(init_state), init_key, fast=config.fast_compile),
+            compiled_on_first_call(jax.jit(many_updates, donate_argnums=0), config.fast_compile),
         )
     init_program, update_program = programs[key]
     state = init_program(init_key)
@@ -258,31 +259,6 @@ def _train(
     return model, out
 
 
-def _compile(jitted, fast: bool, *args):
-    """``jitted`` itself, or on CPU with ``fast`` its executable compiled at XLA backend optimization
-    level 0: for these tiny models compiling dominates the run, and level 0 compiles ~2.5x faster
-    while running about as fast."""
-    if not fast or jax.default_backend() != "cpu":
-        return jitted
-    return jitted.lower(*args).compile(compiler_options={"xla_backend_optimization_level": 0})
-
-
-def _compiled_on_first_call(jitted, fast: bool):
-    """``_compile`` deferred to the first call, so a finished run that only restores compiles nothing."""
-    compiled = []
-
-    def call(*args):
-        if not compiled:
-            compiled.append(_compile(jitted, fast, *args))
-        return compiled[0](*args)
-
-    return call
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-
-@partial(jax.jit, static_argnums=(0, 1, 2))
 def _evaluate_chunk(apply_fn, prompt_len: int, answer_len: int, params, scored):
     """One compiled evaluation call: greedy answers to the prompts of the full sequences ``scored``
     ``(C, T)``, and the answers' log-likelihood and per-token cross-entropy under teacher forcing."""
@@ -312,7 +288,7 @@ def _chunked(fn, static: tuple, program_key, model, params, tokens: np.ndarray, 
         programs = {} if programs is None else programs
         key = (program_key, model.config, tokens.shape[1], chunk)
         if key not in programs:
-            programs[key] = _compile(fn, True, *static, params, jnp.zeros((chunk, tokens.shape[1]), jnp.int32))
+            programs[key] = compile_fast(fn, *static, params, jnp.zeros((chunk, tokens.shape[1]), jnp.int32))
         call = programs[key]
     outs = [call(params, jnp.asarray(tokens[j : j + chunk], jnp.int32)) for j in range(0, tokens.shape[0], chunk)]
     return [np.concatenate([np.asarray(o[i]) for o in outs])[:m] for i in range(len(outs[0]))]
