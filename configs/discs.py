@@ -34,11 +34,12 @@ dlmc_best (DLMC / best = 1.00 on Ising 16x16, Potts 8x8, Bernoulli 256); mis (gr
 21.31 on ER n=60; every sampler finds the brute-force optimum of the 16-node graph for MIS, RWM 0.995 of
 it for max-cut), all reproduced. The larger sweep adds ~200 s CPU. DISCS' own sizes (50x50 Ising, 100
 chains, 100,000-400,000 steps) would take days on this CPU.
-Measured, quick (2026-11-30, load ~17: 131 s CPU, 13.6 min wall; 80 s CPU and wall at load ~5 before the
-sweep grew): crossover NOT reproduced (GWG, DMALA on 8x8, 32 chains x 2,000 steps: 0.918 ± 0.050 at
-λ=0.3214, -1.6 s.e.; 0.826 ± 0.071 at λ=0.7607, -2.2 s.e.); dimension (slope rwm -0.63 vs dlmc -0.19),
-dlmc_best and mis (gradient 6.81 vs others 6.44 on ER n=20) reproduced. Its high-temperature half cannot be
-resolved in 90 s: a ~2% difference needs about 10^6 chain-steps per arm on 10x10.
+Measured, quick (2026-11-30, load ~15 on 2 cores: 134 s CPU, 10.1 min wall; before its sweep grew from one
+sampler to two it took 80 s CPU and wall at load ~5, 96 s CPU at load ~13): crossover NOT reproduced (GWG,
+DMALA on 8x8, 48 chains x 2,000 steps: 0.939 ± 0.042 at λ=0.3214, -1.4 s.e.; 0.858 ± 0.061 at λ=0.7607,
+-2.1 s.e.: t/(t+1) better); dimension (slope rwm -0.63 vs dlmc -0.19), dlmc_best and mis (gradient 6.81 vs
+others 6.44 on ER n=20) reproduced. Its high-temperature half cannot be resolved in 90 s: a ~2% difference
+needs about 10^6 chain-steps per arm on 10x10 (the full sweep's 128 x 4,000 resolves ±2.2%).
 """
 
 import ml_collections
