@@ -153,7 +153,13 @@ def sgd_curve(args, x, y, xt, ft, params, target):
 def cg_curve(args, x, y, xt, ft, params, warm):
     """CG at --tol with the test predictions recorded after every iteration. Returns (curve of (seconds,
     iteration, RMSE) with the run time spread evenly over the iterations, iterations, converged)."""
-    monitor = lambda w: gp.kernel_matvec(gp.matern32, params, xt, x, w[:, 0])  # noqa: E731
+    xt = jnp.asarray(xt)
+
+    def monitor(w):
+        # the barrier keeps XLA from constant-folding K(x_test, X) (closed-over arrays are constants)
+        a, b = jax.lax.optimization_barrier((xt, x))
+        return gp.kernel_matvec(gp.matern32, params, a, b, w[:, 0])
+
     run = lambda: gp.posterior(x, y, params, solver="cg", tol=args.tol, max_iters=args.cg_max_iters,  # noqa: E731
                                monitor=monitor)
     post, secs = timed(run, args.warmup if warm else 0, args.clock)
