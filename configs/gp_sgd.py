@@ -12,11 +12,12 @@ Expected (the paper): SGD about as accurate as CG at fitted noise, much more acc
 SGD samples as good as CG's for parallel Thompson sampling; SGD accurate near the data although its
 weights have not converged (implicit bias).
 
-Measured with the quick config (2026-11-30 05:36 UTC, `nips23jax reproduce gp-sgd --quick`, 2 CPU cores
-shared with other jobs, load average ~14): 276 s wall, 106 s of CPU time (user+sys); all four reproduced:
-  implicit_bias  (re-measured 2026-11-30 08:30 with the paper's toy function, below) SGD (1000 steps) mean −
-                 exact mean RMSE in prior-sd units: interpolation region 0.053, extrapolation 0.147, prior
-                 region 0.022 (criterion: the first and last <= 0.5 x the middle), ‖α−α*‖/‖α*‖ = 1.00.
+Measured with the quick config (2026-11-30 09:09 UTC, `nips23jax reproduce gp-sgd --quick`, 2 CPU cores
+shared with ~15 other processes, load average ~15): 683 s wall, 112 s of CPU time (user+sys) (276 s wall /
+106 s CPU at load ~14 earlier); all four reproduced:
+  implicit_bias  reproduced: SGD (1000 steps) mean − exact mean RMSE in prior-sd units: interpolation region
+                 0.053, extrapolation 0.147, prior region 0.022 (criterion: the first and last <= 0.5 x the
+                 middle), ‖α−α*‖/‖α*‖ = 1.00.
   fitted_noise   reproduced: diamonds (n=1000) SGD 0.158 / CG 0.128; synthetic SGD 0.752 / CG 0.750;
   low_noise      reproduced: σ² = 1e-6, diamonds SGD 0.158 vs CG 0.891; synthetic SGD 0.752 vs CG 0.869;
   thompson       reproduced at 2 rounds x 8 acquisitions: best 3.07 (SGD) vs 2.94 (CG) -- few rounds, noisy
@@ -34,7 +35,9 @@ process CPU):
   a) toy, n = 1000, the paper's 100k SGD steps: 206 s CPU (1223 s wall at load ~15); reproduced:
      interpolation 0.061, extrapolation 0.188, prior 0.040, ‖α−α*‖/‖α*‖ = 1.00 (CG, 100 iterations:
      weight error 0.004).
-  c) Thompson sampling, 5 rounds x 16: running at the time of writing (see the final report).
+  c) Thompson sampling, 5 rounds x 16 acquisitions from 1000 points: 177 s CPU (850 s wall); reproduced
+     narrowly: best 4.736 (SGD) vs 4.823 (CG), margin 0.1 x std(f) = 0.102; solver seconds SGD 618 vs CG 205
+     (wall, at load ~15).
   b) regression: diamonds (10,000 train) measured in an earlier session at ~25 min wall (load ~3): fitted
      noise SGD RMSE 0.128 (209 s) vs CG 0.092 (13 s); σ² = 1e-6 SGD 0.128 (205 s) vs CG 6.654 (50 s).
      Synthetic n = 20,000, d = 8 not run to the end here; estimated from measured per-step costs
