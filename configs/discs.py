@@ -2,7 +2,7 @@
 
 Run:
   nips23jax reproduce discs --quick   # small models, 2,000-step chains
-  nips23jax reproduce discs           # larger, but cut to fit 30 min on 2 shared CPU cores (below)
+  nips23jax reproduce discs           # larger, but cut to fit under an hour on 2 shared CPU cores (below)
 
 Metric (DISCS' protocol): per chain, the ESS of the Hamming distance to a random reference state with
 the first half discarded, divided by the kept steps; mean ± s.e. over chains. Experiments:
@@ -28,12 +28,12 @@ DMALA 0.793 ± 0.050, DLMC 1.068 ± 0.088, mean 0.854 ± 0.034 (-4.0 s.e.: t/(t+
 reproduced: t/(t+1) wins at low temperature, but above λ_c the two are equal within ~2%; separate runs
 (10x10, 256 chains x 5,000 steps) give 0.998 ± 0.021 (GWG), 1.029 ± 0.016 (DMALA), 1.007 ± 0.015 (DLMC) at
 λ=0.1607 and 1.003, 0.980, 1.054 (± ~0.03) at λ=0.3607; 20x20 at λ=0.1607: GWG 0.996 ± 0.035, DMALA
-1.050 ± 0.029. The earlier full run of these sizes otherwise (dimension, panels, MIS; 387 s CPU, 16 min at
-load ~13): dimension (slope of log ESS/step vs log d over d = 16..256: rwm -0.97, gwg -0.66, dlmc -0.35);
-dlmc_best (DLMC / best = 1.00 on Ising 16x16, Potts 8x8, Bernoulli 256); mis (gradient 21.84 vs others
-21.31 on ER n=60; every sampler finds the brute-force optimum of the 16-node graph for MIS, RWM 0.995 of
-it for max-cut), all reproduced. The larger sweep adds ~200 s CPU. DISCS' own sizes (50x50 Ising, 100
-chains, 100,000-400,000 steps) would take days on this CPU.
+1.050 ± 0.029. Other claims, reproduced: dimension (slope of log ESS/step vs log d over d = 16..256: rwm
+-0.97, gwg -0.66, dlmc -0.35); dlmc_best (DLMC / best = 1.00 on Ising 16x16, Potts 8x8, Bernoulli 256); mis
+(gradient 21.84 vs others 21.31 on ER n=60; every sampler finds the brute-force optimum of the 16-node graph
+for MIS, RWM 0.995 of it for max-cut). The whole run: 643 s CPU (user+sys), 56 min wall at load ~15 on 2
+cores (an earlier run with a smaller sweep, 387 s CPU, took 16 min at load ~13). DISCS' own
+sizes (50x50 Ising, 100 chains, 100,000-400,000 steps) would take days on this CPU.
 Measured, quick (2026-11-30, load ~15 on 2 cores: 134 s CPU, 10.1 min wall; before its sweep grew from one
 sampler to two it took 80 s CPU and wall at load ~5, 96 s CPU at load ~13): crossover NOT reproduced (GWG,
 DMALA on 8x8, 48 chains x 2,000 steps: 0.939 ± 0.042 at λ=0.3214, -1.4 s.e.; 0.858 ± 0.061 at λ=0.7607,
