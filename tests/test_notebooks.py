@@ -10,9 +10,7 @@ shown, not that they pass (the reproductions' own tests check the verdicts).
 A notebook's run is also its reproduction's end-to-end test: where
 ``tests/reproductions/test_<notebook stem>.py`` defines ``check_run(result, config, workdir)``, the
 test hands it the notebook's ``Result``, config and output directory after the run, so the
-reproduction is run once per test session rather than once here and once in its own test. Some
-notebooks (discs, emergence) instead end with a sanity-check cell that recomputes each verdict
-from the run's numbers, which a user's own run checks too; a failing assert there fails this test.
+reproduction is run once per test session rather than once here and once in its own test.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from nips23jax.discrete.enumerate import exact_log_probs as exact_log_probs
 from nips23jax.discrete.enumerate import exact_marginals as exact_marginals
 from nips23jax.discrete.ess import autocorrelation as autocorrelation
 from nips23jax.discrete.ess import ess as ess
+from nips23jax.discrete.ess import ess_per_step as ess_per_step
 from nips23jax.discrete.ess import hamming_distance as hamming_distance
 from nips23jax.discrete.models import DiscreteModel as DiscreteModel
 from nips23jax.discrete.models import bernoulli as bernoulli

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from nips23jax.core import reproduce
 from nips23jax.core.config import load_config
 from nips23jax.reproductions import data_constrained as repro
 from nips23jax.scaling import PUBLISHED
@@ -23,10 +24,21 @@ def test_law_analysis_numbers():
     assert np.all(inc > 0) and np.all(np.diff(inc) < 0)                    # repetition costs less at scale
 
 
-# The end-to-end run (findings per claim, figures, metrics.jsonl, the runs table, verdicts that follow
-# their numbers) is checked by colab/data_constrained.ipynb's sanity-check cell, which
-# tests/test_notebooks.py executes with tests/notebook_overrides/data_constrained.txt: running it
-# here too would repeat the same run.
+def check_run(result, config, workdir):
+    """End-to-end checks, run on the notebook's run by tests/test_notebooks.py (one run per session):
+    the runs are what the config asked for, and each verdict follows its numbers."""
+    runs = result.metrics["runs"]
+    epochs_per_model = [repro._epochs_for(config, m) for m in config.models]
+    assert len(runs) == len(config.budgets) * sum(map(len, epochs_per_model))
+    assert sorted({r["epochs"] for r in runs if r["model"] == 0}) == sorted(epochs_per_model[0])
+    assert all(np.isfinite(r["loss"]) and r["D"] == r["U_D"] * r["epochs"] for r in runs)
+    assert [f.claim for f in result.findings] == [c.key for c in reproduce.get("data-constrained").claims]
+    code = result.metrics["code_filling"]
+    assert result.findings[-1].passed == (code["code50"] / code["repeat"] <= 1 + config.criteria.code_tolerance)
+    assert result.findings[0].passed and result.findings[1].passed  # the published law's claims
+    assert result.findings[3].passed == (result.metrics["fit"]["r2"] >= config.criteria.min_r2)
+    for name in result.figures:
+        assert (workdir / name).read_bytes()[:4] == b"\x89PNG", name
 
 
 def test_full_grid_gives_the_most_epochs_to_the_smallest_model(tmp_path):
