@@ -259,6 +259,10 @@ def _train(
     return model, out
 
 
+# ----------------------------------------------------------------------------- evaluation
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
 def _evaluate_chunk(apply_fn, prompt_len: int, answer_len: int, params, scored):
     """One compiled evaluation call: greedy answers to the prompts of the full sequences ``scored``
     ``(C, T)``, and the answers' log-likelihood and per-token cross-entropy under teacher forcing."""
