@@ -11,6 +11,7 @@ from nips23jax.core.benchmark import format_table as format_table
 from nips23jax.core.benchmark import time_fn as time_fn
 from nips23jax.core.checkpoint import CheckpointError as CheckpointError
 from nips23jax.core.checkpoint import Checkpointer as Checkpointer
+from nips23jax.core.compile import FAST_COMPILER_OPTIONS as FAST_COMPILER_OPTIONS
 from nips23jax.core.compile import compile_fast as compile_fast
 from nips23jax.core.compile import compiled_on_first_call as compiled_on_first_call
 from nips23jax.core.config import ConfigError as ConfigError

@@ -13,9 +13,10 @@ from typing import Any
 
 import jax
 
-__all__ = ["compile_fast", "compiled_on_first_call"]
+__all__ = ["FAST_COMPILER_OPTIONS", "compile_fast", "compiled_on_first_call"]
 
-_FAST_OPTIONS = {"xla_backend_optimization_level": 0}
+# ``compiler_options`` for ``jax.jit`` / ``.compile``: XLA's cheapest backend optimization level.
+FAST_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
 def compile_fast(jitted: Any, *args: Any, fast: bool = True) -> Callable[..., Any]:
@@ -32,7 +33,7 @@ def compile_fast(jitted: Any, *args: Any, fast: bool = True) -> Callable[..., An
     """
     if not fast or jax.default_backend() != "cpu":
         return jitted
-    return jitted.lower(*args).compile(compiler_options=_FAST_OPTIONS)
+    return jitted.lower(*args).compile(compiler_options=FAST_COMPILER_OPTIONS)
 
 
 def compiled_on_first_call(jitted: Any, fast: bool = True) -> Callable[..., Any]:

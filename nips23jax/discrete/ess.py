@@ -89,8 +89,9 @@ def ess_per_step(samples: ArrayLike, *, burn_in: float = 0.5, constant_chain_ess
     Returns:
       A float32 scalar.
     """
+    samples = jnp.asarray(samples)
     e = ess(samples, burn_in=burn_in)
-    kept = jnp.asarray(samples).shape[0] - int(burn_in * jnp.asarray(samples).shape[0])
+    kept = samples.shape[0] - int(burn_in * samples.shape[0])
     return jnp.mean(jnp.where(jnp.isfinite(e), e, constant_chain_ess)) / kept
 
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 import nips23jax.discrete as D
 from nips23jax.core import reproduce
+from nips23jax.core.compile import FAST_COMPILER_OPTIONS
 from nips23jax.core.train import MetricsLog
 
 NAME = "discs"
@@ -71,7 +72,7 @@ def _sampler_kwargs(name: str, config) -> dict:
 
 def _compiler_options(config) -> dict | None:
     """Tiny (quick) runs are all compilation: XLA's cheapest backend optimization level halves it."""
-    return {"xla_backend_optimization_level": 0} if config.get("fast_compile", False) else None
+    return dict(FAST_COMPILER_OPTIONS) if config.get("fast_compile", False) else None
 
 
 def _ess_runner(make_model, sampler: str, kwargs: dict, chains: int, steps: int, compiler_options=None):

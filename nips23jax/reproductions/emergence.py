@@ -454,10 +454,10 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
                                        programs))
 
     keys = ("exact_match", "edit_distance", "token_accuracy", "cross_entropy")
-    mc_keys = ("mc_grade", "brier", "mc_prob", "mc_cross_entropy")
+    # the panel's means, keyed apart from the main family's cross-entropy
+    mc_keys = {"mc_grade": "mc_grade", "brier": "brier", "mc_prob": "mc_prob", "mc_cross_entropy": "cross_entropy"}
     means = {k: np.array([m[k].mean() for m in per_model]) for k in keys}
-    means |= {k: np.array([m[k.removeprefix("mc_") if k == "mc_cross_entropy" else k].mean() for m in per_mc])
-              for k in mc_keys}
+    means |= {k: np.array([m[src].mean() for m in per_mc]) for k, src in mc_keys.items()}
     ci_key = jax.random.fold_in(jax.random.key(config.seed), 10**6)
     cis = {
         k: bootstrap_ci(ci_key, np.stack([m[k] for m in per], 1), num_resamples=config.eval.bootstrap)

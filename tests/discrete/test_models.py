@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import nips23jax.discrete as D
+from nips23jax.core.compile import FAST_COMPILER_OPTIONS
 
-FAST = {"xla_backend_optimization_level": 0}  # these tests are all XLA compilation
+FAST = FAST_COMPILER_OPTIONS  # these tests are all XLA compilation
 
 
 def _naive_ising(x, lam, b, h, w):

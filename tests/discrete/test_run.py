@@ -5,9 +5,10 @@ import pytest
 
 import nips23jax.discrete as D
 from nips23jax.core import make_mesh
+from nips23jax.core.compile import FAST_COMPILER_OPTIONS
 
 
-FAST = {"xla_backend_optimization_level": 0}  # 8 chains of 20 steps: compiling is the test's time
+FAST = FAST_COMPILER_OPTIONS  # 8 chains of 20 steps: compiling is the test's time
 
 
 def _model():

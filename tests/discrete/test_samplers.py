@@ -19,11 +19,12 @@ import scipy.special
 import scipy.stats
 
 import nips23jax.discrete as D
+from nips23jax.core.compile import FAST_COMPILER_OPTIONS
 from nips23jax.discrete.enumerate import state_index
 
 NUM_DRAWS = 4000
 # tiny state spaces: the tests' time is XLA compilation, which the cheapest backend level cuts by ~40%
-FAST = dict(compiler_options={"xla_backend_optimization_level": 0})
+FAST = dict(compiler_options=FAST_COMPILER_OPTIONS)
 
 
 @functools.lru_cache(maxsize=None)
