@@ -160,15 +160,25 @@ def test_detect_cluster_from_the_environment():
 
 
 def test_launch_names_the_failed_process_and_stops_the_others(tmp_path):
-    """No JAX here: process 1 fails at once, process 0 would sleep for a minute."""
+    """No JAX here: process 1 fails once process 0 has printed; process 0 would sleep for a minute.
+
+    Process 1 waits for a marker that process 0 writes after its print, so a loaded machine that
+    starts process 0 late cannot reorder the two (CI once saw process 1 exit first).
+    """
     import io
 
-    prog = "import os, sys, time; i = int(os.environ['NIPS23JAX_PROCESS_ID']); print('hello', i, flush=True); " \
-           "sys.exit(3) if i == 1 else time.sleep(60)"
+    marker = tmp_path / "printed"
+    prog = (
+        "import os, sys, time, pathlib; i = int(os.environ['NIPS23JAX_PROCESS_ID']); "
+        f"m = pathlib.Path({str(marker)!r}); print('hello', i, flush=True)\n"
+        "if i == 0:\n    m.touch(); time.sleep(60)\n"
+        "else:\n    t = time.monotonic()\n    while not m.exists() and time.monotonic() - t < 15: time.sleep(0.02)\n"
+        "    sys.exit(3)\n"
+    )
     buf = io.StringIO()
     t0 = time.monotonic()
     res = distributed.launch([sys.executable, "-c", prog], 2, out=buf, grace=2.0)
-    assert time.monotonic() - t0 < 20
+    assert time.monotonic() - t0 < 30
     assert res == distributed.LaunchResult(3, 1, "process 1 of 2 exited with status 3; stopped the others")
     lines = buf.getvalue().splitlines()
     assert "[0] hello 0" in lines and "[1] hello 1" in lines
