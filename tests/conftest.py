@@ -55,3 +55,20 @@ def run_benchmark():
         return out.stdout
 
     return run
+
+
+def pytest_collection_modifyitems(config, items):
+    """Runs the long tests first: the notebooks' end-to-end runs, then the other ``slow`` tests.
+
+    ``pytest -n auto --dist worksteal`` hands each worker a share of the list and lets an idle worker
+    take the pending tests of a busy one; a long test that starts last keeps one core busy while the
+    other idles. Longest first (the notebooks take 20-90 s each) leaves only short tests for the end.
+    The sort is stable, so every worker collects the same order.
+    """
+
+    def rank(item) -> int:
+        if item.nodeid.startswith("tests/test_notebooks.py::test_notebook_runs"):
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=rank)
