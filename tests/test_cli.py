@@ -28,35 +28,52 @@ def test_list_and_version():
     assert nips23jax("--version").stdout.startswith("nips23jax ")
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["reproduce", "no-such-thing"], "unknown reproduction 'no-such-thing'; known: "),
-        (["reproduce", "tiny-lm", "--set", "train.nope=1"], "unknown config key 'train.nope'"),
-        (["reproduce", "tiny-lm", "--set", "train.num_steps"], "malformed override 'train.num_steps'"),
-        (["reproduce", "tiny-lm", "--set", "train.lr=fast"], "bad value 'fast' for config key 'train.lr'"),
-        (["reproduce", "tiny-lm", "--config", "missing.py"], "config file 'missing.py' does not exist"),
-        (["config", "tiny-lm", "--set", "seed=x"], "expected int"),
-    ],
-)
-def test_bad_input_is_one_line_and_nonzero(args, message):
+BAD_INPUT = [
+    (["reproduce", "no-such-thing"], "unknown reproduction 'no-such-thing'; known: "),
+    (["reproduce", "tiny-lm", "--set", "train.nope=1"], "unknown config key 'train.nope'"),
+    (["reproduce", "tiny-lm", "--set", "train.num_steps"], "malformed override 'train.num_steps'"),
+    (["reproduce", "tiny-lm", "--set", "train.lr=fast"], "bad value 'fast' for config key 'train.lr'"),
+    (["reproduce", "tiny-lm", "--config", "missing.py"], "config file 'missing.py' does not exist"),
+    (["config", "tiny-lm", "--set", "seed=x"], "expected int"),
+]
+
+
+def _assert_one_line_error(returncode, stderr, message, status=2):
+    assert returncode == status, (returncode, stderr)
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nips23jax: error: ") and message in lines[0], stderr
+
+
+def test_bad_input_is_one_line_and_nonzero_from_the_console():
+    """One error through the console entry point (``python -m nips23jax``); the rest in-process below."""
+    args, message = BAD_INPUT[3]
     out = nips23jax(*args)
-    assert out.returncode == 2, out
-    assert "Traceback" not in out.stderr
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nips23jax: error: ") and message in lines[0], out.stderr
+    _assert_one_line_error(out.returncode, out.stderr, message)
 
 
-def test_unwritable_output_dir(tmp_path):
+@pytest.mark.parametrize("args, message", BAD_INPUT)
+def test_bad_input_is_one_line_and_nonzero(args, message, capsys):
+    """``main`` (what the console script calls) returns 2 and prints one line; nothing raises."""
+    from nips23jax.cli import main
+
+    code = main(args)
+    _assert_one_line_error(code, capsys.readouterr().err, message)
+
+
+def test_unwritable_output_dir(tmp_path, capsys):
+    from nips23jax.cli import main
+
     (tmp_path / "afile").write_text("")
-    out = nips23jax("reproduce", "tiny-lm", "--quick", "--out", str(tmp_path / "afile" / "reports"))
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "cannot create output directory" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    code = main(["reproduce", "tiny-lm", "--quick", "--out", str(tmp_path / "afile" / "reports")])
+    _assert_one_line_error(code, capsys.readouterr().err, "cannot create output directory")
 
 
-def test_config_prints_resolved_values():
-    out = nips23jax("config", "tiny-lm", "--quick", "--set", "train.num_steps=7")
-    assert out.returncode == 0 and "num_steps: 7" in out.stdout
+def test_config_prints_resolved_values(capsys):
+    from nips23jax.cli import main
+
+    assert main(["config", "tiny-lm", "--quick", "--set", "train.num_steps=7"]) == 0
+    assert "num_steps: 7" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -68,14 +68,25 @@ def _assert_same(got, want, keys, exact=False):
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one_process_and_checkpoints_cross_process_counts(tmp_path, reference, mesh4):
+def test_killed_process_stops_the_job_then_two_processes_resume_and_equal_one_process(tmp_path, reference, mesh4):
+    """One command, run twice: process 1 SIGKILLs itself in ``fit`` (the first case) after step 5, the
+    launcher stops the job; the same command then resumes ``fit`` from the last complete checkpoint and
+    runs every capability case and the cross-process restore, and all of it must equal 1 process x 4 devices.
+    """
     ref_dir, ref = reference
-    out, _ = _launch(tmp_path, "two.npz", *CASES_COMPARED, "fit", "restore", "--workdir", "two",
-                     "--restore", str(ref_dir / "one"))
+    args = ("two.npz", "fit", *CASES_COMPARED, "restore", "--workdir", "two", "--restore", str(ref_dir / "one"),
+            "--kill-once", "killed")
+    out, _ = _launch(tmp_path, *args)
+    assert out.returncode == 128 + 9, out.stdout[-4000:]
+    assert "nips23jax launch: process 1 of 2 was killed by signal SIGKILL; stopped the others" in out.stdout
+    assert (tmp_path / "killed").exists() and not (tmp_path / "two.npz").exists()
+
+    out, _ = _launch(tmp_path, *args)  # the same command
     assert out.returncode == 0, out.stdout[-4000:]
     assert "[0] 2 processes x 2 devices (launch)" in out.stdout
     assert "[0] done" in out.stdout and "[1] done" not in out.stdout  # main_print: process 0 only
     got = dict(np.load(tmp_path / "two.npz"))
+    assert int(got["fit/resumed_from"]) in (2, 4)  # the newest complete checkpoint before the kill at step 5
 
     # Capabilities and the shared loop: 2 processes x 2 devices == 1 process x 4 devices.
     compared = [k for k in ref if k.split("/")[0] in (*CASES_COMPARED, "fit") and k != "fit/resumed_from"]
@@ -92,26 +103,8 @@ def test_two_processes_equal_one_process_and_checkpoints_cross_process_counts(tm
     assert int(back["step"]) == 6
     _assert_same({f"fit/{k}": v for k, v in back.items()}, got, fit_keys, exact=True)
 
-    # Metrics from process 0 only: each step once in the shared metrics.jsonl.
+    # Metrics from process 0 only: each step once in the shared metrics.jsonl, across the kill and resume.
     steps = [r["step"] for r in MetricsLog(tmp_path / "two" / "metrics.jsonl").rows]
-    assert steps == [1, 2, 3, 4, 5, 6]
-
-
-@pytest.mark.slow
-def test_killed_process_stops_the_job_and_the_same_command_resumes(tmp_path, reference):
-    _, ref = reference
-    args = ("job.npz", "fit", "--workdir", "job", "--kill-once", "killed")
-    out, elapsed = _launch(tmp_path, *args)
-    assert out.returncode == 128 + 9, out.stdout[-4000:]
-    assert "nips23jax launch: process 1 of 2 was killed by signal SIGKILL; stopped the others" in out.stdout
-    assert (tmp_path / "killed").exists() and not (tmp_path / "job.npz").exists()
-
-    again, _ = _launch(tmp_path, *args)  # the same command
-    assert again.returncode == 0, again.stdout[-4000:]
-    got = dict(np.load(tmp_path / "job.npz"))
-    assert int(got["fit/resumed_from"]) in (2, 4)  # the newest complete checkpoint before the kill at step 5
-    _assert_same(got, ref, [k for k in ref if k.startswith("fit/params/")])
-    steps = [r["step"] for r in MetricsLog(tmp_path / "job" / "metrics.jsonl").rows]
     assert steps == [1, 2, 3, 4, 5, 6]
 
 

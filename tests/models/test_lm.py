@@ -66,7 +66,7 @@ def test_shape_errors():
 def lm():
     cfg = TransformerConfig(vocab_size=9, d_model=16, num_heads=2, num_layers=1, max_len=12)
     model = TransformerLM(cfg)
-    params = model.init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
+    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
     return model, params
 
 
@@ -74,11 +74,14 @@ def test_greedy_generation_equals_python_loop(lm):
     model, params = lm
     prompt = jnp.array([[1, 4, 5], [2, 3, 8]])
     got = generate(LMApply(model), params, prompt, jax.random.key(0), max_new_tokens=5)
-    seq = np.asarray(prompt)
+    # One token at a time in Python. The model is causal, so the logits at position t of a zero-padded
+    # buffer are those of the sequence cut at t: one buffer shape, one compile.
+    seq = np.zeros((2, 8), np.int32)
+    seq[:, :3] = prompt
     apply = jax.jit(model.apply)
-    for _ in range(5):
+    for t in range(3, 8):
         logits = apply({"params": params}, jnp.asarray(seq))
-        seq = np.concatenate([seq, np.argmax(logits[:, -1], -1)[:, None]], 1)
+        seq[:, t] = np.argmax(logits[:, t - 1], -1)
     np.testing.assert_array_equal(got, seq[:, 3:])
     # top_k=1 sampling at any temperature is greedy
     top1 = generate(LMApply(model), params, prompt, jax.random.key(3), max_new_tokens=5, temperature=2.0, top_k=1)
@@ -91,7 +94,7 @@ def test_sampling_is_reproducible_and_respects_top_k(lm):
     a = generate(LMApply(model), params, prompt, jax.random.key(1), max_new_tokens=1, temperature=5.0, top_k=2)
     b = generate(LMApply(model), params, prompt, jax.random.key(1), max_new_tokens=1, temperature=5.0, top_k=2)
     np.testing.assert_array_equal(a, b)
-    top2 = set(np.argsort(np.asarray(model.apply({"params": params}, prompt[:1])[0, -1]))[-2:].tolist())
+    top2 = set(np.argsort(np.asarray(jax.jit(LMApply(model))(params, prompt[:1])[0, -1]))[-2:].tolist())
     assert set(np.asarray(a)[:, 0].tolist()) == top2  # 64 hot samples hit both and only the top 2
 
 
@@ -115,22 +118,19 @@ def test_lm_apply_hash_reuses_compilation(lm):
         generate(LMApply(model), lm[1], jnp.array([[1]]), jax.random.key(0), max_new_tokens=1, top_k=0)
 
 
-def test_lm_apply_with_whole_variables_dicts():
-    cfg = TransformerConfig(vocab_size=10, d_model=16, num_heads=2, num_layers=1, max_len=6)
-    model = TransformerLM(cfg)
-    params = model.init(jax.random.key(0), jnp.zeros((1, 6), jnp.int32))["params"]
+def test_lm_apply_with_whole_variables_dicts(lm):
+    model, params = lm
     tokens = jnp.array([[1, 2, 3, 4, 5, 6]])
-    np.testing.assert_array_equal(LMApply(model, variables=True)({"params": params}, tokens),
-                                  LMApply(model)(params, tokens))
+    np.testing.assert_array_equal(jax.jit(LMApply(model, variables=True))({"params": params}, tokens),
+                                  jax.jit(LMApply(model))(params, tokens))
     assert LMApply(model) != LMApply(model, variables=True) and LMApply(model, variables=True) == LMApply(model, variables=True)
 
 
-def test_lm_loss_fn_is_masked_lm_loss_with_frozen_collections():
-    cfg = TransformerConfig(vocab_size=10, d_model=16, num_heads=2, num_layers=1, max_len=6)
-    model = TransformerLM(cfg)
-    params = model.init(jax.random.key(0), jnp.zeros((1, 6), jnp.int32))["params"]
+def test_lm_loss_fn_is_masked_lm_loss_with_frozen_collections(lm):
+    model, params = lm
     batch = {"tokens": jnp.array([[1, 2, 3, 4, 5, 6]]), "loss_mask": jnp.array([[0, 0, 1, 1, 1, 1]], bool)}
-    want = masked_lm_loss(model.apply({"params": params}, batch["tokens"]), batch["tokens"], batch["loss_mask"])
-    got = lm_loss_fn(model)(params, batch, None)
-    np.testing.assert_array_equal(got[0], want[0])
-    np.testing.assert_array_equal(lm_loss_fn(model)(params, batch, None, {})[0], want[0])
+    want = jax.jit(lambda p, b: masked_lm_loss(model.apply({"params": p}, b["tokens"]), b["tokens"], b["loss_mask"]))
+    want = want(params, batch)
+    loss_fn = jax.jit(lm_loss_fn(model))
+    np.testing.assert_array_equal(loss_fn(params, batch, None)[0], want[0])
+    np.testing.assert_array_equal(loss_fn(params, batch, None, {})[0], want[0])

@@ -12,16 +12,33 @@ CFG = TransformerConfig(vocab_size=11, d_model=16, num_heads=2, num_layers=2, ma
 
 
 def _init(cfg=CFG, dense=nn.Dense, t=7, b=3):
+    """The model, parameters of ``model.init``'s structure, shapes and dtypes (traced, not run), and a
+    token batch. The values come from NumPy: compiling the random initializers would cost more than
+    the tests themselves (tests/models/test_lm.py runs the real ``init``)."""
     model = TransformerLM(cfg, dense)
-    tokens = jax.random.randint(jax.random.key(1), (b, t), 0, cfg.vocab_size)
-    return model, model.init(jax.random.key(0), tokens)["params"], tokens
+    tokens = jnp.asarray(np.random.default_rng(1).integers(0, cfg.vocab_size, (b, t)), jnp.int32)
+    shapes = jax.eval_shape(model.init, jax.random.key(0), tokens)["params"]
+    rng = np.random.default_rng(0)
+
+    def fill(path, s):
+        name = str(path[-1].key)
+        if name in ("scale", "bias"):
+            return jnp.full(s.shape, 1.0 if name == "scale" else 0.0, s.dtype)
+        return jnp.asarray((0.3 * rng.standard_normal(s.shape)).astype(s.dtype))
+
+    return model, jax.tree_util.tree_map_with_path(fill, shapes), tokens
+
+
+def _jit_apply(model):
+    """``model.apply`` compiled once per input shape (and per ``deterministic``)."""
+    return jax.jit(model.apply, static_argnames=("deterministic",))
 
 
 @pytest.mark.parametrize("tied", [True, False])
 def test_shapes_and_param_count(tied):
     cfg = TransformerConfig(**{**CFG.__dict__, "tied_head": tied})
     model, params, tokens = _init(cfg)
-    logits = model.apply({"params": params}, tokens)
+    logits = _jit_apply(model)({"params": params}, tokens)
     assert logits.shape == (3, 7, 11) and logits.dtype == jnp.float32
     assert sum(x.size for x in jax.tree.leaves(params)) == cfg.num_params()
     assert ("head" in params) != tied
@@ -51,8 +68,8 @@ def test_attention_matches_naive_numpy():
     x = jax.random.normal(jax.random.key(2), (2, 6, 16))
     mask = np.ones((2, 6), bool)
     mask[1, :2] = False  # left padding in the second sequence
-    p = attn.init(jax.random.key(3), x)["params"]
-    got = attn.apply({"params": p}, x, jnp.asarray(mask))
+    p = jax.jit(attn.init)(jax.random.key(3), x)["params"]
+    got = jax.jit(attn.apply)({"params": p}, x, jnp.asarray(mask))
     allowed = np.tril(np.ones((6, 6), bool))[None] & mask[:, None, :]
     want = _naive_attention(np.asarray(x, np.float64), p, 2, allowed)
     # Rows whose query is padding (all keys masked) are arbitrary; compare the real ones.
@@ -64,8 +81,9 @@ def test_attention_matches_naive_numpy():
 def test_causal_future_tokens_do_not_change_past_logits():
     model, params, tokens = _init()
     changed = tokens.at[:, 4:].set((tokens[:, 4:] + 1) % 11)
-    a = model.apply({"params": params}, tokens)
-    b = model.apply({"params": params}, changed)
+    apply = _jit_apply(model)
+    a = apply({"params": params}, tokens)
+    b = apply({"params": params}, changed)
     np.testing.assert_allclose(a[:, :4], b[:, :4], rtol=1e-6, atol=1e-6)
     assert not np.allclose(a[:, 4:], b[:, 4:])
 
@@ -74,8 +92,9 @@ def test_left_padding_with_mask_matches_unpadded():
     model, params, tokens = _init(t=5, b=1)
     padded = jnp.concatenate([jnp.zeros((1, 3), tokens.dtype), tokens], 1)
     mask = jnp.arange(8)[None] >= 3
-    a = model.apply({"params": params}, tokens)
-    b = model.apply({"params": params}, padded, mask=mask)
+    apply = _jit_apply(model)
+    a = apply({"params": params}, tokens)
+    b = apply({"params": params}, padded, mask=mask)
     np.testing.assert_allclose(a, b[:, 3:], rtol=1e-5, atol=1e-5)
 
 
@@ -99,17 +118,18 @@ def test_dense_factory_replaces_every_linear_layer():
     model, params, tokens = _init(cfg, dense=ScaledDense)
     assert set(calls) == {"query", "key", "value", "out", "fc1", "fc2", "head"}
     assert set(params["block_0"]["attn"]["query"]) == {"kernel", "scale"}
-    assert model.apply({"params": params}, tokens).shape == (3, 7, 11)
+    assert _jit_apply(model)({"params": params}, tokens).shape == (3, 7, 11)
 
 
 def test_bfloat16_compute_and_dropout_rng():
-    cfg = TransformerConfig(**{**CFG.__dict__, "dtype": jnp.bfloat16, "dropout": 0.5})
+    cfg = TransformerConfig(**{**CFG.__dict__, "dtype": jnp.bfloat16, "dropout": 0.5, "num_layers": 1})
     model, params, tokens = _init(cfg)
     assert jax.tree.leaves(params)[0].dtype == jnp.float32
-    out = model.apply({"params": params}, tokens)
+    apply = _jit_apply(model)
+    out = apply({"params": params}, tokens)
     assert out.dtype == jnp.float32 and np.isfinite(np.asarray(out)).all()
-    d1 = model.apply({"params": params}, tokens, deterministic=False, rngs={"dropout": jax.random.key(1)})
-    d2 = model.apply({"params": params}, tokens, deterministic=False, rngs={"dropout": jax.random.key(1)})
+    d1 = apply({"params": params}, tokens, deterministic=False, rngs={"dropout": jax.random.key(1)})
+    d2 = apply({"params": params}, tokens, deterministic=False, rngs={"dropout": jax.random.key(1)})
     np.testing.assert_array_equal(d1, d2)
     assert not np.allclose(d1, out)
 
