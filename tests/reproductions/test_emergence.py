@@ -27,6 +27,19 @@ def test_encode_operands_matches_the_task_encoder(op, digits):
     np.testing.assert_array_equal(np.asarray(got), batch["tokens"])
 
 
+def test_training_batches_are_the_documented_draws_of_valid_problems():
+    task = ArithmeticTask("mul", 2)
+    key = jax.random.key(3)
+    tokens = np.asarray(repro.training_batches(task, key, 4, 2, 7))
+    assert tokens.shape == (2, 4, task.seq_len) and tokens.dtype == np.int32
+    # batch 1 of step 7: operands from split(fold_in(fold_in(key, 7), 1)), drawn here one by one
+    ka, kb = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, 7), 1))
+    a, b = (np.asarray(jax.random.randint(k, (4,), 0, 100)) for k in (ka, kb))
+    np.testing.assert_array_equal(tokens[1], task.encode(a, b)["tokens"])
+    np.testing.assert_array_equal(tokens, np.asarray(repro.training_batches(task, key, 4, 2, 7)))  # same key, step
+    assert not np.array_equal(tokens, np.asarray(repro.training_batches(task, key, 4, 2, 8)))
+
+
 def test_multiple_choice_items_hold_the_answer_once_among_other_problems_answers():
     task = ArithmeticTask("add", 3)
     answer = task.sample(np.random.default_rng(0), 64)["answer"]
@@ -65,7 +78,7 @@ def test_training_resumes_from_the_finished_checkpoint(tmp_path):
     programs = {}
     _, first = repro._train(config, task, model_cfg, config.family.lr[0], 0, tmp_path, False, programs)
     assert first.resumed_from is None and int(first.state.step) == config.train.num_steps
-    assert (tmp_path / "metrics.jsonl").is_file() and len(programs) == 1
+    assert (tmp_path / "metrics.jsonl").is_file() and len(programs) == 2  # the data program and the model's
     # training again restores the finished run: nothing left to train, the same parameters
     _, again = repro._train(config, task, model_cfg, config.family.lr[0], 0, tmp_path, False, programs)
     assert again.resumed_from == config.train.num_steps == int(again.state.step)
