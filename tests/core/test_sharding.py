@@ -68,11 +68,15 @@ def test_shard_batch_places_and_validates():
 
 
 def _setup():
-    cfg = TransformerConfig(vocab_size=17, d_model=32, num_heads=4, num_layers=2, max_len=12, d_ff=64)
+    cfg = TransformerConfig(vocab_size=17, d_model=32, num_heads=4, num_layers=1, max_len=12, d_ff=64)
     model = TransformerLM(cfg)
-    tokens = jax.random.randint(jax.random.key(1), (16, 12), 0, 17)
-    mask = jnp.ones_like(tokens, bool).at[:, :4].set(False)
-    params = model.init(jax.random.key(0), tokens)["params"]
+    rng = np.random.default_rng(1)
+    tokens = rng.integers(0, 17, (16, 12)).astype(np.int32)
+    mask = np.ones_like(tokens, bool)
+    mask[:, :4] = False
+    # init's structure and shapes (traced, not compiled); values from NumPy, placed by each run itself.
+    shapes = jax.eval_shape(model.init, jax.random.key(0), tokens)["params"]
+    params = jax.tree.map(lambda s: (0.3 * rng.standard_normal(s.shape)).astype(s.dtype), shapes)
     # SGD with momentum is linear in the gradients, so sharded and unsharded runs differ only by
     # float reordering. (Adam would amplify the roundoff of gradients that are exactly zero in
     # exact arithmetic, e.g. the attention key bias, to full-size updates of either sign.)
