@@ -32,6 +32,18 @@ __all__ = [
 ]
 
 
+def _compiled(impl: Callable, fn: Callable, *args, static: tuple = ()):
+    """``impl(fn, *args)`` as one compiled program keyed on ``fn`` (and the ``static`` args), so
+    that an eager call compiles once per function and shapes instead of once per primitive. An
+    unhashable ``fn`` cannot key a cache: it runs traced inline (op by op when eager)."""
+    try:
+        hash(fn)
+        hash(static)
+    except TypeError:
+        return impl(fn, *static, *args)
+    return _JITTED[impl](fn, *static, *args)
+
+
 def hvp(loss_fn: LossFn, params: PyTree, batch: PyTree, v: PyTree) -> PyTree:
     """Hessian-vector product ``∇²L(params) v`` (forward-over-reverse).
 
@@ -46,6 +58,10 @@ def hvp(loss_fn: LossFn, params: PyTree, batch: PyTree, v: PyTree) -> PyTree:
     """
     if jax.tree.structure(v) != jax.tree.structure(params):
         raise ValueError(f"hvp: v has structure {jax.tree.structure(v)}, expected that of params")
+    return _compiled(_hvp, loss_fn, params, batch, v)
+
+
+def _hvp(loss_fn, params, batch, v):
     grad = lambda p: jax.grad(loss_fn)(p, batch)  # noqa: E731
     return jax.jvp(grad, (params,), (v,))[1]
 
@@ -54,7 +70,7 @@ def _flat_hvp(loss_fn, params, batch):
     flat, unravel = ravel_pytree(params)
 
     def matvec(u):
-        return ravel_pytree(hvp(loss_fn, params, batch, unravel(u.astype(flat.dtype))))[0]
+        return ravel_pytree(_hvp(loss_fn, params, batch, unravel(u.astype(flat.dtype))))[0]
 
     return flat, matvec
 
@@ -90,22 +106,30 @@ def hessian_trace(
     """
     if method not in ("exact", "hutchinson"):
         raise ValueError(f"hessian_trace: unknown method {method!r}; expected 'exact' or 'hutchinson'")
-    flat, matvec = _flat_hvp(loss_fn, params, batch)
-    d = flat.shape[0]
     if method == "exact":
         if chunk_size < 1:
             raise ValueError(f"hessian_trace: chunk_size must be >= 1, got {chunk_size}")
-        idx = jnp.arange(d)
-
-        def diag_entry(i):
-            return matvec(jax.nn.one_hot(i, d, dtype=flat.dtype))[i]
-
-        return jnp.sum(jax.lax.map(diag_entry, idx, batch_size=min(chunk_size, d)))
+        return _compiled(_exact_trace, loss_fn, params, batch, static=(chunk_size,))
     if key is None:
         raise ValueError("hessian_trace: method='hutchinson' needs key=")
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"hessian_trace: num_samples must be an int >= 1, got {num_samples!r}")
-    probes = jax.random.rademacher(as_key(key), (num_samples, d), dtype=flat.dtype)
+    return _compiled(_hutchinson_trace, loss_fn, params, batch, as_key(key), static=(num_samples, chunk_size))
+
+
+def _exact_trace(loss_fn, chunk_size, params, batch):
+    flat, matvec = _flat_hvp(loss_fn, params, batch)
+    d = flat.shape[0]
+
+    def diag_entry(i):
+        return matvec(jax.nn.one_hot(i, d, dtype=flat.dtype))[i]
+
+    return jnp.sum(jax.lax.map(diag_entry, jnp.arange(d), batch_size=min(chunk_size, d)))
+
+
+def _hutchinson_trace(loss_fn, num_samples, chunk_size, params, batch, key):
+    flat, matvec = _flat_hvp(loss_fn, params, batch)
+    probes = jax.random.rademacher(key, (num_samples, flat.shape[0]), dtype=flat.dtype)
     return jnp.mean(jax.lax.map(lambda v: jnp.vdot(v, matvec(v)), probes, batch_size=min(chunk_size, num_samples)))
 
 
@@ -143,9 +167,13 @@ def top_hessian_eigenvalue(
     """
     if max_iters < 1:
         raise ValueError(f"top_hessian_eigenvalue: max_iters must be >= 1, got {max_iters}")
+    return _compiled(_top_eigen, loss_fn, params, batch, as_key(key), tol, static=(max_iters,))
+
+
+def _top_eigen(loss_fn, max_iters, params, batch, key, tol):
     flat, matvec = _flat_hvp(loss_fn, params, batch)
     _, unravel = ravel_pytree(params)
-    v0 = jax.random.normal(as_key(key), flat.shape, flat.dtype)
+    v0 = jax.random.normal(key, flat.shape, flat.dtype)
     v0 = v0 / jnp.linalg.norm(v0)
 
     def cond(c):
@@ -179,6 +207,21 @@ def interpolation_hessian_trace(model_fn: Callable[[PyTree, jax.Array], jax.Arra
     Returns:
       Scalar.
     """
+    return _compiled(_interpolation_trace, model_fn, params, xs)
+
+
+def _interpolation_trace(model_fn, params, xs):
     per_example = jax.vmap(lambda x: jax.grad(model_fn)(params, x))(xs)
     sq = sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(per_example))
     return 2.0 * sq / xs.shape[0]
+
+
+# The compiled programs behind the public functions: the function argument and the ints before
+# the arrays are static (``_compiled`` passes them first).
+_JITTED = {
+    _hvp: jax.jit(_hvp, static_argnums=0),
+    _exact_trace: jax.jit(_exact_trace, static_argnums=(0, 1)),
+    _hutchinson_trace: jax.jit(_hutchinson_trace, static_argnums=(0, 1, 2)),
+    _top_eigen: jax.jit(_top_eigen, static_argnums=(0, 1)),
+    _interpolation_trace: jax.jit(_interpolation_trace, static_argnums=0),
+}

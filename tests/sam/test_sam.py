@@ -98,12 +98,13 @@ def test_m_sharpness_is_mean_of_per_sub_batch_sam_gradients():
     params, loss_fn, batch = _problem(n=12)
     x, y = np.asarray(batch["x"]), np.asarray(batch["y"])
     p_np = {k: np.asarray(v) for k, v in params.items()}
-    for m in (1, 3, 12):
+    # chunk_size: sub-batches vmapped together, chunks summed in a scan (5 of 12: a remainder chunk)
+    for m, chunk_size in ((1, None), (1, 5), (3, None), (3, 1), (12, None)):
         want = [_np_sam_grad(p_np, x[i : i + m], y[i : i + m], 0.1) for i in range(0, 12, m)]
         want = {k: np.mean([w[k] for w in want], axis=0) for k in p_np}
-        _, got = sam_gradient(loss_fn, params, batch, 0.1, m_sharpness=m)
-        opt = sam(optax.sgd(1.0), rho=0.1, m_sharpness=m)
-        updates, _ = opt.update(params, opt.init(params), params, grad_fn=jax.grad(loss_fn), batch=batch)
+        _, got = sam_gradient(loss_fn, params, batch, 0.1, m_sharpness=m, chunk_size=chunk_size)
+        opt = sam(optax.sgd(1.0), rho=0.1, m_sharpness=m, chunk_size=chunk_size)
+        updates = jax.jit(lambda p: opt.update(p, opt.init(p), p, grad_fn=jax.grad(loss_fn), batch=batch)[0])(params)
         for k in p_np:
             np.testing.assert_allclose(got[k], want[k], rtol=1e-11, atol=1e-14)
             np.testing.assert_allclose(-updates[k], want[k], rtol=1e-11, atol=1e-14)
@@ -192,6 +193,10 @@ def test_bad_input():
         opt.update(g, s, params, grad_fn=lambda p: {"w": p["w"]})
     with pytest.raises(ValueError, match="grad_fn returned a leaf of shape"):
         opt.update(g, s, params, grad_fn=lambda p: {"w": p["w"][:2], "b": p["b"]})
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        sam(optax.sgd(0.1), m_sharpness=2, chunk_size=0)
+    with pytest.raises(ValueError, match="sam_gradient: chunk_size must be a positive int"):
+        sam_gradient(loss_fn, params, batch, m_sharpness=2, chunk_size=1.5)
     m_opt = sam(optax.sgd(0.1), m_sharpness=5)
     with pytest.raises(ValueError, match="needs batch"):
         m_opt.update(g, m_opt.init(params), params, grad_fn=jax.grad(loss_fn))
