@@ -46,6 +46,19 @@ the run): the answer with one digit changed anywhere, grade 0.56..0.71 vs Brier 
 5.8 vs -4.2 (ratio 1.38); one middle digit changed (the smallest model near chance), grade 0.33..0.53
 vs Brier 0.68..0.51, scores 5.3 vs -4.9 (1.08). Averaged over thousands of items of different
 difficulty, the grade is as smooth as the capability under it.
+Other choice designs, each the quick and the full family's checkpoints re-scored (same items, the
+same likelihoods scored both ways; grade and Brier emergence scores, quick | full): distractors that are
+the family's own wrong greedy answers, 4 choices: 5.2 vs -5.2 | 4.4 vs -4.2 (the grade now starts below
+chance, 0.05 | 0.08, but the Brier score falls with it); the same, 2 choices: 7.9 vs -9.4 | 8.1 vs -6.6;
+the smallest model's most likely one-digit misses, 2 choices: 7.6 vs -8.4 | 8.2 vs -6.9; 4 choices:
+4.6 vs -5.5 | 5.7 vs -4.7; the family's most likely one-digit misses: 2.1 vs -2.3 | 3.4 vs -4.4; the
+two middle digits changed: 4.2 vs -3.7 | 5.4 vs -4.6; every digit of one position (10 choices), hardest
+position: 3.4 vs -6.2 | 7.6 vs -12.2. No design reaches a ratio of 1.5 in either config except where the
+grade sits at 1.0 for several models (a zero median step scores "inf", though it starts at 0.9 or more
+and the Brier score moves over the same models). The per-item
+log-likelihood margins of the correct choice spread over items by 0.6-5 nats while their mean moves
+by 0.2-2 nats per model, so the fraction of items with a positive margin (the grade) moves as smoothly
+as the Brier score.
 """
 
 import ml_collections
