@@ -15,17 +15,17 @@ def test_data_and_model_match_numpy():
     p["b"] = jnp.linspace(-1, 1, 20)
     W, a, b = (np.asarray(p[k], np.float64) for k in ("W", "a", "b"))
     xi = np.asarray(x[3], np.float64)
-    np.testing.assert_allclose(repro.two_layer_apply(p, x[3]), a @ np.maximum(W @ xi + b, 0), rtol=1e-5)
+    apply = jax.jit(repro.two_layer_apply, static_argnames="layernorm")  # compiled, not op by op
+    np.testing.assert_allclose(apply(p, x[3]), a @ np.maximum(W @ xi + b, 0), rtol=1e-5)
     r = np.maximum(W @ xi, 0)
     q = {k: p[k] for k in ("W", "a")}
-    np.testing.assert_allclose(repro.two_layer_apply(q, x[3], layernorm=True), a @ r / np.linalg.norm(r), rtol=1e-5)
+    np.testing.assert_allclose(apply(q, x[3], layernorm=True), a @ r / np.linalg.norm(r), rtol=1e-5)
     # all-inactive hidden layer: the LayerNorm's max(‖r‖, eps) keeps the output finite (0)
     dead = {"W": -jnp.abs(q["W"]) * jnp.sign(x[3])[None, :], "a": q["a"]}
-    assert float(repro.two_layer_apply(dead, x[3], layernorm=True)) == 0.0
+    assert float(apply(dead, x[3], layernorm=True)) == 0.0
     # ... and its gradient and Hessian-vector products are finite there (they are 0/0 through ‖r‖)
     f = lambda p: repro.two_layer_apply(p, x[3], layernorm=True) ** 2  # noqa: E731
-    g = jax.grad(f)(dead)
-    hvp = jax.jvp(jax.grad(f), (dead,), (jax.tree.map(jnp.ones_like, dead),))[1]
+    g, hvp = jax.jit(lambda p: (jax.grad(f)(p), jax.jvp(jax.grad(f), (p,), (jax.tree.map(jnp.ones_like, p),))[1]))(dead)
     assert all(np.isfinite(np.asarray(v)).all() for v in jax.tree.leaves((g, hvp)))
 
 

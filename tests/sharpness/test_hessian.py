@@ -45,9 +45,11 @@ def test_hutchinson_is_within_its_variance():
     n = 400
     off = a - np.diag(np.diag(a))
     stderr = np.sqrt(2 * np.sum(off**2) / n)  # Rademacher: Var(vᵀAv) = 2 Σ_{i≠j} A_ij²
-    est = hessian_trace(loss_fn, params, batch, method="hutchinson", key=jax.random.key(3), num_samples=n)
+    # chunk_size=20 (the probes are drawn before chunking): one small vmapped body per program
+    est = hessian_trace(loss_fn, params, batch, method="hutchinson", key=jax.random.key(3), num_samples=n,
+                        chunk_size=20)
     assert abs(float(est) - np.trace(a)) < 4 * stderr
-    ests = [float(hessian_trace(loss_fn, params, batch, method="hutchinson", key=k, num_samples=20))
+    ests = [float(hessian_trace(loss_fn, params, batch, method="hutchinson", key=k, num_samples=20, chunk_size=20))
             for k in range(30)]
     np.testing.assert_allclose(np.std(ests), np.sqrt(2 * np.sum(off**2) / 20), rtol=0.4)
     # a diagonal Hessian makes the Rademacher estimate exact
@@ -66,12 +68,12 @@ def test_top_eigenvalue_by_power_iteration():
     np.testing.assert_allclose(abs(v @ evecs[:, np.argmax(np.abs(evals))]), 1.0, rtol=1e-5)
 
 
-def _two_layer(key, d=6, width=16, bias=True):
-    k1, k2, k3 = jax.random.split(key, 3)
-    p = {"W": jax.random.normal(k1, (width, d)) / np.sqrt(d), "a": jax.random.normal(k2, (width,)) / np.sqrt(width)}
+def _two_layer(seed, d=6, width=16, bias=True):
+    rng = np.random.default_rng(seed)
+    p = {"W": rng.normal(size=(width, d)) / np.sqrt(d), "a": rng.normal(size=width) / np.sqrt(width)}
     if bias:
-        p["b"] = jax.random.normal(k3, (width,)) * 0.1
-    return p
+        p["b"] = rng.normal(size=width) * 0.1
+    return jax.tree.map(jnp.asarray, p)
 
 
 def _relu_net(p, x):
@@ -80,22 +82,24 @@ def _relu_net(p, x):
 
 
 def test_interpolation_identity():
-    xs = jax.random.normal(jax.random.key(0), (10, 6))
-    p = _two_layer(jax.random.key(1))
+    rng = np.random.default_rng(0)
+    xs = jnp.asarray(rng.normal(size=(10, 6)))
+    p = _two_layer(1)
     # tanh net at an interpolating solution: labels are its own outputs, residuals are zero.
     tanh_net = lambda p, x: p["a"] @ jnp.tanh(p["W"] @ x + p["b"])  # noqa: E731
     ys = jax.vmap(lambda x: tanh_net(p, x))(xs)
     mse = lambda f: lambda q, b: jnp.mean((jax.vmap(lambda x: f(q, x))(b[0]) - b[1]) ** 2)  # noqa: E731
+    tanh_mse = mse(tanh_net)  # one function object: its compiled trace is reused below
     np.testing.assert_allclose(
-        interpolation_hessian_trace(tanh_net, p, xs), hessian_trace(mse(tanh_net), p, (xs, ys)), rtol=1e-10
+        interpolation_hessian_trace(tanh_net, p, xs), hessian_trace(tanh_mse, p, (xs, ys)), rtol=1e-10
     )
     # two-layer ReLU net: ∇²f has zero trace, so the identity holds at any labels
-    ys = jax.random.normal(jax.random.key(2), (10,))
+    ys = jnp.asarray(rng.normal(size=10))
     np.testing.assert_allclose(
         interpolation_hessian_trace(_relu_net, p, xs), hessian_trace(mse(_relu_net), p, (xs, ys)), rtol=1e-10
     )
     # ... while for tanh away from interpolation it does not
-    assert not np.isclose(interpolation_hessian_trace(tanh_net, p, xs), hessian_trace(mse(tanh_net), p, (xs, ys)))
+    assert not np.isclose(interpolation_hessian_trace(tanh_net, p, xs), hessian_trace(tanh_mse, p, (xs, ys)))
 
 
 def test_bad_input():
