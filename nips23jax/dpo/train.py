@@ -100,10 +100,14 @@ def make_dpo_loss_fn(
         raise ValueError("make_dpo_loss_fn: reference_fn and reference_free=True exclude each other")
     if reference_fn is not None and not callable(reference_fn):
         raise TypeError(f"make_dpo_loss_fn: reference_fn must be callable, got {type(reference_fn).__name__}")
-    # Validate the options once, eagerly, with a dummy batch.
-    one = jnp.zeros((1,))
-    dpo_loss(one, one, one, one, beta=beta, loss_type=loss_type, loss_weights=loss_weights,
-             label_smoothing=label_smoothing, chosen_lengths=one + 1, rejected_lengths=one + 1)
+    # Validate the options once with a dummy batch, traced abstractly (raises as an eager call would,
+    # compiles nothing).
+    one = jax.ShapeDtypeStruct((1,), jnp.float32)
+    jax.eval_shape(
+        lambda x: dpo_loss(x, x, x, x, beta=beta, loss_type=loss_type, loss_weights=loss_weights,
+                           label_smoothing=label_smoothing, chosen_lengths=x + 1, rejected_lengths=x + 1),
+        one,
+    )
 
     def loss_fn(params, batch, key, frozen=None):
         del key

@@ -14,6 +14,7 @@ from nips23jax.qlora.nf4 import dequantize_nf4 as dequantize_nf4
 from nips23jax.qlora.nf4 import dynamic_map as dynamic_map
 from nips23jax.qlora.nf4 import from_bitsandbytes as from_bitsandbytes
 from nips23jax.qlora.nf4 import quantize_4bit as quantize_4bit
+from nips23jax.qlora.nf4 import quantize_4bit_many as quantize_4bit_many
 from nips23jax.qlora.nf4 import quantize_fp4 as quantize_fp4
 from nips23jax.qlora.nf4 import quantize_int4 as quantize_int4
 from nips23jax.qlora.nf4 import quantize_nf4 as quantize_nf4

@@ -41,7 +41,7 @@ import numpy as np
 import optax
 
 from nips23jax.qlora.matmul import nf4_matmul
-from nips23jax.qlora.nf4 import NF4Tensor, dequantize_4bit, quantize_4bit
+from nips23jax.qlora.nf4 import NF4Tensor, dequantize_4bit, quantize_4bit, quantize_4bit_many
 
 PyTree = Any
 
@@ -272,14 +272,23 @@ def add_adapters(key: jax.Array, params: PyTree, config: LoRAConfig = LoRAConfig
     """
     out = _to_dict(params)
     leaves = dict((_path_str(p), x) for p, x in jax.tree_util.tree_flatten_with_path(out)[0])
-    for i, path in enumerate(target_paths(out, config.targets)):
-        w = leaves[path]
-        _check_rank(config, w.shape, f"add_adapters: {path}")
+    paths = target_paths(out, config.targets)
+    for path in paths:
+        _check_rank(config, leaves[path].shape, f"add_adapters: {path}")
+    specs = tuple((tuple(leaves[p].shape), jnp.dtype(leaves[p].dtype)) for p in paths)
+    for path, (a, b) in zip(paths, _init_adapters(key, specs, config.rank)):
         module = tuple(path.split("/")[:-1])
-        k = jax.random.fold_in(key, i)
-        _nested_set(out, module + ("lora_a",), _lora_a_init(k, (w.shape[0], config.rank), w.dtype))
-        _nested_set(out, module + ("lora_b",), jnp.zeros((config.rank, w.shape[1]), w.dtype))
+        _nested_set(out, module + ("lora_a",), a)
+        _nested_set(out, module + ("lora_b",), b)
     return out
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _init_adapters(key: jax.Array, specs: tuple, rank: int) -> list[tuple[jax.Array, jax.Array]]:
+    """``[(A, B)]`` for kernels of ``specs = ((shape, dtype), ...)``: A from ``fold_in(key, i)``, B zeros
+    (one compiled program for all of a model's adapters)."""
+    return [(_lora_a_init(jax.random.fold_in(key, i), (shape[0], rank), dtype), jnp.zeros((rank, shape[1]), dtype))
+            for i, (shape, dtype) in enumerate(specs)]
 
 
 def quantize_base(
@@ -295,9 +304,11 @@ def quantize_base(
     rest = _to_dict(params)
     quant: dict = {}
     leaves = dict((_path_str(p), x) for p, x in jax.tree_util.tree_flatten_with_path(rest)[0])
-    for path in target_paths(rest, config.targets):
+    paths = target_paths(rest, config.targets)
+    qs = quantize_4bit_many([leaves[p] for p in paths], quant_type, block_size, double_quant=double_quant)
+    for path, q in zip(paths, qs):  # one compiled program for every kernel
         parts = tuple(path.split("/"))
-        _nested_set(quant, parts, quantize_4bit(leaves[path], quant_type, block_size, double_quant=double_quant))
+        _nested_set(quant, parts, q)
         node = rest
         for k in parts[:-1]:
             node = node[k]
@@ -316,8 +327,14 @@ def dequantize_base(params: PyTree, quant: PyTree) -> dict:
     for p, q in flat:
         if not isinstance(q, NF4Tensor):
             raise TypeError(f"quant: expected NF4Tensors, found a {type(q).__name__} at {_path_str(p)}")
-        _nested_set(out, tuple(_path_str(p).split("/")), dequantize_4bit(q))
+    for (p, _), w in zip(flat, _dequantize_all(tuple(q for _, q in flat))):  # one compiled program
+        _nested_set(out, tuple(_path_str(p).split("/")), w)
     return out
+
+
+@jax.jit
+def _dequantize_all(qs: tuple[NF4Tensor, ...]) -> tuple[jax.Array, ...]:
+    return tuple(dequantize_4bit(q) for q in qs)
 
 
 def adapter_mask(params: PyTree) -> PyTree:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +54,7 @@ __all__ = [
     "dynamic_map",
     "from_bitsandbytes",
     "quantize_4bit",
+    "quantize_4bit_many",
     "quantize_fp4",
     "quantize_int4",
     "quantize_nf4",
@@ -205,12 +206,17 @@ def _nearest(scaled: jax.Array, midpoints: np.ndarray, order: np.ndarray | None 
 
 
 def _check_weight(w: jax.Array, name: str) -> jax.Array:
+    """The dtype check; finiteness is checked by :func:`_check_finite` on the flag the compiled
+    quantization returns (no eager ``isfinite`` program per weight shape)."""
     w = jnp.asarray(w)
     if not jnp.issubdtype(w.dtype, jnp.floating):
         raise TypeError(f"{name}: expected a floating-point array, got dtype {w.dtype}")
-    if not isinstance(w, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(w))):
-        raise ValueError(f"{name}: the weight contains NaN or Inf")
     return w
+
+
+def _check_finite(finite: jax.Array, name: str) -> None:
+    if not isinstance(finite, jax.core.Tracer) and not bool(finite):
+        raise ValueError(f"{name}: the weight contains NaN or Inf")
 
 
 def quantize_4bit(
@@ -237,13 +243,51 @@ def quantize_4bit(
     Raises:
       TypeError: non-float ``w``. ValueError: NaN/Inf in ``w``, a bad block size or quant_type.
     """
+    _check_args(quant_type, block_size, dq_block_size, "quantize_4bit")
+    w = _check_weight(w, "quantize_4bit: w")
+    q, finite = _quantize(w, block_size, double_quant, dq_block_size, quant_type)
+    _check_finite(finite, "quantize_4bit: w")
+    return q
+
+
+def _check_args(quant_type: str, block_size: int, dq_block_size: int, where: str) -> None:
     if quant_type not in _CODES:
-        raise ValueError(f"quantize_4bit: quant_type must be one of {QUANT_TYPES}, got {quant_type!r}")
+        raise ValueError(f"{where}: quant_type must be one of {QUANT_TYPES}, got {quant_type!r}")
     for name, v in (("block_size", block_size), ("dq_block_size", dq_block_size)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 2 or v % 2:
-            raise ValueError(f"quantize_4bit: {name} must be an even int >= 2, got {v!r}")
-    w = _check_weight(w, "quantize_4bit: w")
-    return _quantize(w, block_size, double_quant, dq_block_size, quant_type)
+            raise ValueError(f"{where}: {name} must be an even int >= 2, got {v!r}")
+
+
+def quantize_4bit_many(
+    ws: Sequence[jax.Array],
+    quant_type: str = "nf4",
+    block_size: int = 64,
+    *,
+    double_quant: bool = True,
+    dq_block_size: int = 256,
+) -> list[NF4Tensor]:
+    """:func:`quantize_4bit` of each weight in ``ws``, all in one compiled program.
+
+    The result is bit-identical to quantizing each weight alone; one program per list of shapes
+    instead of one per shape (quantizing a model's kernels compiles once).
+
+    Args:
+      ws: floating-point weights of any shapes.
+      quant_type, block_size, double_quant, dq_block_size: as :func:`quantize_4bit`.
+
+    Returns:
+      ``[NF4Tensor]``, one per weight, in order.
+
+    Raises:
+      TypeError: a non-float weight. ValueError: NaN/Inf in a weight (its index is named), a bad
+      block size or quant_type.
+    """
+    _check_args(quant_type, block_size, dq_block_size, "quantize_4bit_many")
+    ws = tuple(_check_weight(w, f"quantize_4bit_many: ws[{i}]") for i, w in enumerate(ws))
+    out = _quantize_many(ws, block_size, double_quant, dq_block_size, quant_type)
+    for i, (_, finite) in enumerate(out):
+        _check_finite(finite, f"quantize_4bit_many: ws[{i}]")
+    return [q for q, _ in out]
 
 
 def quantize_nf4(
@@ -267,8 +311,10 @@ def quantize_int4(
     return quantize_4bit(w, "int4", block_size, double_quant=double_quant, dq_block_size=dq_block_size)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
-def _quantize(w: jax.Array, block_size: int, double_quant: bool, dq_block_size: int, quant_type: str) -> NF4Tensor:
+def _quantize_one(w: jax.Array, block_size: int, double_quant: bool, dq_block_size: int,
+                  quant_type: str) -> tuple[NF4Tensor, jax.Array]:
+    """``(the NF4Tensor, whether every value of w is finite)``; traced inside one program."""
+    finite = jnp.all(jnp.isfinite(w))
     flat = w.reshape(-1).astype(jnp.float32)
     absmax, scaled = _blockwise_absmax(flat, block_size)
     mids, order = _TABLES[quant_type]
@@ -284,7 +330,16 @@ def _quantize(w: jax.Array, block_size: int, double_quant: bool, dq_block_size: 
         dyn_mid = ((_DYNAMIC[:-1] + _DYNAMIC[1:]) / np.float32(2)).astype(np.float32)
         absmax = _nearest(scaled2, dyn_mid)
     return NF4Tensor(packed, absmax, absmax2, offset, tuple(w.shape), jnp.dtype(w.dtype), block_size,
-                     dq_block_size, double_quant, quant_type)
+                     dq_block_size, double_quant, quant_type), finite
+
+
+_quantize = jax.jit(_quantize_one, static_argnums=(1, 2, 3, 4))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _quantize_many(ws: tuple[jax.Array, ...], block_size: int, double_quant: bool, dq_block_size: int,
+                   quant_type: str) -> tuple[tuple[NF4Tensor, jax.Array], ...]:
+    return tuple(_quantize_one(w, block_size, double_quant, dq_block_size, quant_type) for w in ws)
 
 
 def block_scales(q: NF4Tensor) -> jax.Array:
@@ -312,8 +367,11 @@ dequantize_nf4 = dequantize_4bit  # the name QLoRA users look for; dequantizes a
 
 
 def bits_per_param(q: NF4Tensor) -> float:
-    """Stored bits per parameter, counting every byte of every leaf (4.5 without DQ, ~4.127 with)."""
-    nbytes = sum(int(np.asarray(x).nbytes) for x in jax.tree.leaves(q))
+    """Stored bits per parameter, counting every byte of every leaf (4.5 without DQ, ~4.127 with).
+
+    ``q`` may also be abstract (``jax.eval_shape`` of a quantization: leaves are ShapeDtypeStructs).
+    """
+    nbytes = sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(q))
     return 8.0 * nbytes / q.size
 
 

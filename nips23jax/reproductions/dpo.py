@@ -82,13 +82,42 @@ class World:
 
     def reward(self, completion_ids) -> jax.Array:
         """True reward ``Σ_t letter_reward[y_t]`` of ``(..., L)`` completion ids (non-letters score 0)."""
-        letters = jnp.asarray(completion_ids) - OFFSET
-        valid = (letters >= 0) & (letters < self.k)
-        return jnp.where(valid, jnp.asarray(self.letter_reward, jnp.float32)[jnp.clip(letters, 0, self.k - 1)], 0.0).sum(-1)
+        return _true_reward(jnp.asarray(self.letter_reward, jnp.float32), jnp.asarray(completion_ids))
+
+
+@jax.jit
+def _true_reward(letter_reward: jax.Array, completion_ids: jax.Array) -> jax.Array:
+    """:meth:`World.reward` as one compiled program per ids shape."""
+    k = letter_reward.shape[0]
+    letters = completion_ids - OFFSET
+    valid = (letters >= 0) & (letters < k)
+    return jnp.where(valid, letter_reward[jnp.clip(letters, 0, k - 1)], 0.0).sum(-1)
+
+
+@jax.jit
+def _mean_difference(a: jax.Array, b: jax.Array) -> jax.Array:
+    return (a - b).mean()
 
 
 def _labels(ids: jax.Array, prompt_width: int) -> jax.Array:
     return jnp.asarray(ids).at[:, :prompt_width].set(-100)
+
+
+@jax.jit
+def _label_pairs(letter_reward, prompts, y1, y2, key, temperature) -> dict[str, jax.Array]:
+    """Bradley-Terry labels of two completions per prompt (one compiled program): y1 is chosen with
+    probability ``sigmoid((r1 − r2)/temperature)``. Returns the pairs' ids, TRL labels and true rewards."""
+    r1, r2 = _true_reward(letter_reward, y1), _true_reward(letter_reward, y2)
+    first = jax.random.uniform(key, r1.shape) < jax.nn.sigmoid((r1 - r2) / temperature)
+    chosen = jnp.where(first[:, None], y1, y2)
+    rejected = jnp.where(first[:, None], y2, y1)
+    out = {"chosen_ids": jnp.concatenate([prompts, chosen], 1), "rejected_ids": jnp.concatenate([prompts, rejected], 1)}
+    width = prompts.shape[1]
+    out["chosen_labels"] = _labels(out["chosen_ids"], width)
+    out["rejected_labels"] = _labels(out["rejected_ids"], width)
+    out["chosen_reward"] = _true_reward(letter_reward, chosen)
+    out["rejected_reward"] = _true_reward(letter_reward, rejected)
+    return out
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
@@ -106,8 +135,8 @@ def policy_stats(apply_fn, params, ref_params, world: World, prompts, key) -> di
     completions = _sample(apply_fn, params, prompts, key)
     ids = jnp.concatenate([jnp.asarray(prompts), completions], 1)
     width = prompts.shape[1]
-    log_ratio = _completion_logps(apply_fn, params, ids, width) - _completion_logps(apply_fn, ref_params, ids, width)
-    return {"reward": float(world.reward(completions).mean()), "kl": float(log_ratio.mean())}
+    kl = _mean_difference(_completion_logps(apply_fn, params, ids, width), _completion_logps(apply_fn, ref_params, ids, width))
+    return {"reward": float(world.reward(completions).mean()), "kl": float(kl)}
 
 
 def _lm_fit(model, params, batches, num_steps, lr, workdir, fingerprint, progress, desc, callbacks=()):
@@ -147,16 +176,10 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
         prompts = world.prompts(np.random.default_rng((config.seed, 2, salt)), n)
         k1, k2, k3 = jax.random.split(jax.random.fold_in(key, 100 + salt), 3)
         y1, y2 = _sample(apply_fn, sft_params, prompts, k1), _sample(apply_fn, sft_params, prompts, k2)
-        r1, r2 = world.reward(y1), world.reward(y2)
-        first = jax.random.uniform(k3, r1.shape) < jax.nn.sigmoid((r1 - r2) / world.bt_temperature)
-        chosen = jnp.where(first[:, None], y1, y2)
-        rejected = jnp.where(first[:, None], y2, y1)
-        ids = lambda y: np.asarray(jnp.concatenate([jnp.asarray(prompts), y], 1))  # noqa: E731
-        out = {"chosen_ids": ids(chosen), "rejected_ids": ids(rejected)}
-        out["chosen_labels"] = np.asarray(_labels(out["chosen_ids"], width))
-        out["rejected_labels"] = np.asarray(_labels(out["rejected_ids"], width))
-        true = (np.asarray(world.reward(chosen)), np.asarray(world.reward(rejected)))
-        return out, true
+        labelled = _label_pairs(jnp.asarray(world.letter_reward, jnp.float32), jnp.asarray(prompts), y1, y2, k3,
+                                jnp.float32(world.bt_temperature))
+        out = {k: np.asarray(labelled[k]) for k in ("chosen_ids", "rejected_ids", "chosen_labels", "rejected_labels")}
+        return out, (np.asarray(labelled["chosen_reward"]), np.asarray(labelled["rejected_reward"]))
 
     train_pairs, _ = pairs(config.prefs.num_pairs, 0)
     heldout_pairs, (r_chosen, r_rejected) = pairs(config.prefs.num_heldout, 1)

@@ -158,17 +158,29 @@ def _schedule(lr, steps, warmup):
     return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(steps, warmup + 1))
 
 
-def _rms(x) -> float:
-    return float(jnp.sqrt(jnp.mean(jnp.square(jnp.asarray(x, jnp.float32)))))
-
-
 def datatype_errors(w: jax.Array, block_size: int) -> dict[str, float]:
     """Relative RMS error ``rms(dequant(quant(w)) − w) / rms(w)`` per data type."""
+    errors = _relative_errors(jnp.asarray(w), block_size)
+    return {label: float(errors[label]) for label in DATATYPES}
+
+
+@partial(jax.jit, static_argnums=1)
+def _relative_errors(w, block_size):
+    """Every data type's relative RMS error in one compiled program."""
+    w = w.astype(jnp.float32)
+    rms = lambda x: jnp.sqrt(jnp.mean(jnp.square(x)))  # noqa: E731
     out = {}
     for label, (qt, dq) in DATATYPES.items():
         q = quantize_4bit(w, qt, block_size, double_quant=dq)
-        out[label] = _rms(dequantize_4bit(q, jnp.float32) - w) / _rms(w)
+        out[label] = rms(dequantize_4bit(q, jnp.float32) - w) / rms(w)
     return out
+
+
+@jax.jit
+def _squared_error(ws, wqs):
+    """``(Σ (wq − w)², Σ w²)`` over lists of arrays, one compiled program."""
+    err = sum(jnp.sum(jnp.square(wq - w)) for w, wq in zip(ws, wqs))
+    return err, sum(jnp.sum(jnp.square(w)) for w in ws)
 
 
 def _quantized_model_params(params, lcfg, qt, dq, block_size):
@@ -176,15 +188,16 @@ def _quantized_model_params(params, lcfg, qt, dq, block_size):
     those kernels)``."""
     rest, quant = lora.quantize_base(params, lcfg, quant_type=qt, block_size=block_size, double_quant=dq)
     rounded = lora.dequantize_base(rest, quant)
-    err, norm = 0.0, 0.0
+    ws, wqs = [], []
     for path in lora.target_paths(params, lcfg.targets):
         keys = path.split("/")
         w, wq = params, rounded
         for k in keys:
             w, wq = w[k], wq[k]
-        err += float(jnp.sum(jnp.square(wq - w)))
-        norm += float(jnp.sum(jnp.square(w)))
-    return rounded, float(np.sqrt(err / norm))
+        ws.append(w)
+        wqs.append(wq)
+    err, norm = _squared_error(ws, wqs)
+    return rounded, float(np.sqrt(float(err) / float(norm)))
 
 
 def llama_shapes() -> dict[str, dict[str, int]]:
@@ -231,7 +244,7 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     test_new = new_task.sample(np.random.default_rng((config.seed, 10**9 + 2)), config.eval.num_test)
 
     # -- pretraining on the first task
-    init = base_model.init(jax.random.key(config.seed), jnp.zeros((1, pre_task.seq_len), jnp.int32))["params"]
+    init = jax.jit(base_model.init)(jax.random.key(config.seed), jnp.zeros((1, pre_task.seq_len), jnp.int32))["params"]
     pc = config.pretrain
     pre_opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(_schedule(pc.lr, pc.num_steps, pc.warmup_steps),
                                                                         weight_decay=0.01))
@@ -251,9 +264,10 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
         ppl[label], em_q[label] = ev["perplexity"], ev["exact_match"]
 
     # -- b) memory
-    big = jax.random.normal(jax.random.key(0), (1024, 1024))
-    bits = {"NF4": bits_per_param(quantize_4bit(big, "nf4", 64, double_quant=False)),
-            "NF4+DQ": bits_per_param(quantize_4bit(big, "nf4", 64, double_quant=True))}
+    big = jax.ShapeDtypeStruct((1024, 1024), jnp.float32)  # the stored layout depends on the shape alone
+    bits = {label: bits_per_param(jax.eval_shape(partial(quantize_4bit, quant_type="nf4", block_size=64, double_quant=dq),
+                                                 big))
+            for label, dq in (("NF4", False), ("NF4+DQ", True))}
     memory = {k: finetune_memory_gb(s, config.memory.rank, bits["NF4+DQ"]) for k, s in llama_shapes().items()}
 
     # -- c) fine-tuning on the new task: full vs (Q)LoRA, same steps and data
