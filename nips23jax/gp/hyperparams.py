@@ -16,6 +16,7 @@ import optax
 from jax.typing import ArrayLike
 
 from nips23jax.core.train import as_key
+from nips23jax.gp._jit import dual
 from nips23jax.gp.kernels import Kernel, Params, check_params, get_kernel
 
 __all__ = ["fit_hyperparameters", "log_marginal_likelihood"]
@@ -35,8 +36,12 @@ def log_marginal_likelihood(kernel: Kernel | str, params: Params, x: ArrayLike, 
     Returns:
       Scalar.
     """
-    kernel = get_kernel(kernel)
     x, y = jnp.asarray(x), jnp.asarray(y)
+    return _lml_impl.at(x.shape[0] ** 2 * (x.shape[1] + 2))(get_kernel(kernel), params, x, y)
+
+
+@dual(static_argnums=0)
+def _lml_impl(kernel: Kernel, params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
     n = x.shape[0]
     k = kernel(params, x, x) + params["noise_variance"] * jnp.eye(n, dtype=x.dtype)
     chol = jnp.linalg.cholesky(k)
@@ -89,31 +94,50 @@ def fit_hyperparameters(
     if x.shape[0] > subset_size:
         if key is None:
             raise ValueError("fit_hyperparameters: key is required to choose a subset")
-        idx = jax.random.choice(as_key(key), x.shape[0], (subset_size,), replace=False)
-        x, y = x[idx], y[idx]
+        x, y = _subset.at(x.size)(int(subset_size), as_key(key), x, y)
     n = x.shape[0]
+    # One program each for the setup, the Adam step and the result, shared by every call of equal shapes
+    # (the learning rate and noise floor are traced, not baked in).
+    raw, state = _fit_init.at(0)(dict(init), min_noise)
+    step = _fit_step.at(num_steps * n * n * (x.shape[1] + 2))
+    history = []
+    for _ in range(num_steps):
+        raw, state, value = step(kernel, raw, state, x, y, learning_rate, min_noise)
+        history.append(-float(value))
+    params = _fit_result.at(0)(raw, min_noise, x.dtype)
+    return params, {"lml": np.asarray(history), "subset_size": n}
+
+
+@dual(static_argnums=0)
+def _subset(size, key, x, y):
+    idx = jax.random.choice(key, x.shape[0], (size,), replace=False)
+    return x[idx], y[idx]
+
+
+@dual()
+def _fit_init(init, min_noise):
     init = dict(init)
     init["noise_variance"] = jnp.maximum(jnp.asarray(init["noise_variance"]), min_noise)
     raw = _to_raw(init)
-    opt = optax.adam(learning_rate)
+    return raw, optax.adam(0.0).init(raw)
 
-    def loss(raw):
-        p = _from_raw(raw)
-        p["noise_variance"] = p["noise_variance"] + min_noise
-        return -log_marginal_likelihood(kernel, p, x, y) / n
 
-    @jax.jit
-    def step(raw, state):
-        value, grads = jax.value_and_grad(loss)(raw)
-        updates, state = opt.update(grads, state, raw)
-        return optax.apply_updates(raw, updates), state, value
+def _fit_loss(kernel, raw, x, y, min_noise):
+    p = _from_raw(raw)
+    p["noise_variance"] = p["noise_variance"] + min_noise
+    return -_lml_impl(kernel, p, x, y) / x.shape[0]
 
-    state = opt.init(raw)
-    history = []
-    for _ in range(num_steps):
-        raw, state, value = step(raw, state)
-        history.append(-float(value))
+
+@dual(static_argnums=0)
+def _fit_step(kernel, raw, state, x, y, learning_rate, min_noise):
+    """One Adam step on ``−log p(y)/n`` (the state does not depend on the learning rate, so it is traced)."""
+    value, grads = jax.value_and_grad(_fit_loss, argnums=1)(kernel, raw, x, y, min_noise)
+    updates, state = optax.adam(learning_rate).update(grads, state, raw)
+    return optax.apply_updates(raw, updates), state, value
+
+
+@dual(static_argnums=2)
+def _fit_result(raw, min_noise, dtype):
     params = _from_raw(raw)
     params["noise_variance"] = params["noise_variance"] + min_noise
-    params = {k: jnp.asarray(v, x.dtype) for k, v in params.items()}
-    return params, {"lml": np.asarray(history), "subset_size": n}
+    return {k: jnp.asarray(v, dtype) for k, v in params.items()}

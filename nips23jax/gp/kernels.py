@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from nips23jax.gp._jit import dual
+
 PyTree = Any
 Params = dict
 
@@ -86,16 +88,16 @@ class Kernel:
     nu: float | None
 
     def __call__(self, params: Params, x1: ArrayLike, x2: ArrayLike) -> jax.Array:
-        """The kernel matrix ``K(x1, x2)``, shape ``(n1, n2)``; ``x1 (n1, d)``, ``x2 (n2, d)``."""
+        """The kernel matrix ``K(x1, x2)``, shape ``(n1, n2)``; ``x1 (n1, d)``, ``x2 (n2, d)``.
+
+        One compiled program per kernel and shapes (called eagerly it is not dispatched op by op).
+        """
         x1, x2 = jnp.asarray(x1), jnp.asarray(x2)
-        ls = jnp.asarray(params["lengthscale"], x1.dtype)
-        r2 = _scaled_sq_dist(x1, x2, ls)
-        return jnp.asarray(params["signal_variance"], x1.dtype) * _profile(self.name, r2)
+        return _kernel_matrix_impl.at(x1.shape[0] * x2.shape[0])(self, params, x1, x2)
 
     def diag(self, params: Params, x: ArrayLike) -> jax.Array:
         """``k(x_i, x_i) = s`` for every row of ``x``: shape ``(n,)``."""
-        x = jnp.asarray(x)
-        return jnp.full((x.shape[0],), params["signal_variance"], x.dtype)
+        return _kernel_diag_impl.at(0)(params, jnp.asarray(x))
 
     def spectral_frequencies(self, key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
         """Samples of the kernel's spectral density at unit lengthscale, ``shape + (d,)`` in the last axis.
@@ -111,17 +113,36 @@ class Kernel:
         Returns:
           Frequencies ``ω`` of ``shape``.
         """
-        kz, ku = jax.random.split(key)
-        z = jax.random.normal(kz, shape, dtype)
-        if self.nu is None:
-            return z
-        dof = 2.0 * self.nu
-        if float(dof).is_integer() and dof <= 16:
-            # χ²_k as a sum of k squared normals: exact, and far cheaper to compile than a gamma sampler
-            u = jnp.sum(jnp.square(jax.random.normal(ku, (int(dof),) + shape[:-1] + (1,), dtype)), 0)
-        else:
-            u = jax.random.chisquare(ku, dof, shape[:-1] + (1,), dtype)
-        return z * jnp.sqrt(2.0 * self.nu / u)
+        shape = tuple(int(s) for s in shape)
+        work = math.prod(shape) * (2 + (0 if self.nu is None else 2 * self.nu))
+        return _spectral_frequencies_impl.at(work)(self, key, shape, dtype)
+
+
+@dual(static_argnums=(0, 2, 3))
+def _spectral_frequencies_impl(kernel: Kernel, key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
+    kz, ku = jax.random.split(key)
+    z = jax.random.normal(kz, shape, dtype)
+    if kernel.nu is None:
+        return z
+    dof = 2.0 * kernel.nu
+    if float(dof).is_integer() and dof <= 16:
+        # χ²_k as a sum of k squared normals: exact, and far cheaper to compile than a gamma sampler
+        u = jnp.sum(jnp.square(jax.random.normal(ku, (int(dof),) + shape[:-1] + (1,), dtype)), 0)
+    else:
+        u = jax.random.chisquare(ku, dof, shape[:-1] + (1,), dtype)
+    return z * jnp.sqrt(2.0 * kernel.nu / u)
+
+
+@dual(static_argnums=0)
+def _kernel_matrix_impl(kernel: Kernel, params: Params, x1: jax.Array, x2: jax.Array) -> jax.Array:
+    ls = jnp.asarray(params["lengthscale"], x1.dtype)
+    r2 = _scaled_sq_dist(x1, x2, ls)
+    return jnp.asarray(params["signal_variance"], x1.dtype) * _profile(kernel.name, r2)
+
+
+@dual()
+def _kernel_diag_impl(params: Params, x: jax.Array) -> jax.Array:
+    return jnp.full((x.shape[0],), params["signal_variance"], x.dtype)
 
 
 rbf = Kernel("rbf", None)
@@ -210,10 +231,18 @@ def kernel_matvec(
       ``(n1,)`` or ``(n1, s)``.
     """
     x1, x2, v = jnp.asarray(x1), jnp.asarray(x2), jnp.asarray(v)
-    n1 = x1.shape[0]
     bs = default_block_size(x2.shape[0]) if block_size is None else int(block_size)
     if bs < 1:
         raise ValueError(f"kernel_matvec: block_size must be >= 1, got {block_size}")
+    work = x1.shape[0] * x2.shape[0] * (1 + (v.shape[1] if v.ndim == 2 else 1))
+    return _kernel_matvec_impl.at(work)(kernel, bs, params, x1, x2, v)
+
+
+@dual(static_argnums=(0, 1))
+def _kernel_matvec_impl(kernel: Kernel, bs: int, params: Params, x1: jax.Array, x2: jax.Array, v: jax.Array
+                        ) -> jax.Array:
+    """:func:`kernel_matvec` as one program per kernel, block size and shapes."""
+    n1 = x1.shape[0]
     if bs >= n1:
         return kernel(params, x1, x2) @ v
     nb = -(-n1 // bs)

@@ -22,10 +22,11 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from nips23jax.core.train import as_key
+from nips23jax.gp._jit import dual
 from nips23jax.gp import solvers as _solvers
-from nips23jax.gp.kernels import Kernel, Params, check_params, get_kernel, kernel_matvec, matern32
-from nips23jax.gp.kernels import warn_duplicates_zero_noise
-from nips23jax.gp.rff import prior_sample_fn
+from nips23jax.gp.kernels import Kernel, Params, _kernel_matvec_impl, check_params, default_block_size, get_kernel
+from nips23jax.gp.kernels import kernel_matvec, matern32, warn_duplicates_zero_noise
+from nips23jax.gp.rff import PriorSampleFn, _draw_prior
 
 __all__ = ["GPPosterior", "SOLVERS", "posterior"]
 
@@ -90,9 +91,16 @@ class GPPosterior:
             raise ValueError(
                 f"GPPosterior.sample: num_samples must be in [1, {self.num_samples}] (drawn at construction) "
                 f"without a key, got {num_samples}")
+        if isinstance(self.prior_fn, PriorSampleFn):
+            work = x.shape[0] * (self.centers.shape[0] + self.prior_fn.features.omega[0].size) * s
+            return _samples_impl.at(work)(self.kernel, self._block(), s, self.params, self.centers,
+                                          self.sample_weights, self.prior_fn, x)
         update = kernel_matvec(self.kernel, self.params, x, self.centers, self.sample_weights[:, :s],
                                block_size=self.block_size)
         return self.prior_fn(x)[:s] + update.T
+
+    def _block(self) -> int:
+        return default_block_size(self.centers.shape[0]) if self.block_size is None else int(self.block_size)
 
     def predict(self, x: ArrayLike, *, exact: bool | None = None, include_noise: bool = False
                 ) -> tuple[jax.Array, jax.Array]:
@@ -100,27 +108,80 @@ class GPPosterior:
 
         The variance is exact, ``k(x,x) − K(x,X)(K+σ²I)⁻¹K(X,x)``, for the Cholesky solver (or
         ``exact=True``, which needs it); otherwise the Monte Carlo estimate around the mean
-        from the construction's samples, ``(1/S) Σ_i (f_i(x) − μ(x))²``.
+        from the construction's samples, ``(1/S) Σ_i (f_i(x) − μ(x))²``. One compiled program per
+        solver kind and shapes.
         """
         x = self._check_x(x)
-        mu = self.mean(x)
         chol = self.info.get("cholesky")
         if exact is None:
             exact = chol is not None
         if exact:
             if chol is None:
                 raise ValueError("GPPosterior.predict: exact=True needs the Cholesky solver")
-            kxz = self.kernel(self.params, x, self.centers)
-            half = jax.scipy.linalg.solve_triangular(chol, kxz.T, lower=True)
-            var = self.kernel.diag(self.params, x) - jnp.sum(half * half, 0)
-        else:
-            if self.num_samples < 1:
-                raise ValueError("GPPosterior.predict: the sample variance needs num_samples >= 1 at construction")
-            var = jnp.mean(jnp.square(self.sample(None, x) - mu[None]), 0)
-        var = jnp.maximum(var, 0.0)
-        if include_noise:
-            var = var + self.params["noise_variance"]
-        return mu, var
+            work = x.shape[0] * self.centers.shape[0] * (self.centers.shape[1] + 2)
+            return _predict_exact_impl.at(work)(self.kernel, self._block(), bool(include_noise), self.params,
+                                                self.centers, self.mean_weights, chol, x)
+        if self.num_samples < 1:
+            raise ValueError("GPPosterior.predict: the sample variance needs num_samples >= 1 at construction")
+        if isinstance(self.prior_fn, PriorSampleFn):
+            work = x.shape[0] * (self.centers.shape[0] + self.prior_fn.features.omega[0].size) * (self.num_samples + 1)
+            return _predict_mc_impl.at(work)(self.kernel, self._block(), bool(include_noise), self.params,
+                                             self.centers, self.mean_weights, self.sample_weights, self.prior_fn, x)
+        mu = self.mean(x)
+        var = jnp.maximum(jnp.mean(jnp.square(self.sample(None, x) - mu[None]), 0), 0.0)
+        return mu, (var + self.params["noise_variance"] if include_noise else var)
+
+
+@dual(static_argnums=(0, 1, 2))
+def _samples_impl(kernel, bs, s, params, centers, sample_weights, prior_fn, x):
+    update = _kernel_matvec_impl(kernel, bs, params, x, centers, sample_weights[:, :s])
+    return prior_fn(x)[:s] + update.T
+
+
+@dual(static_argnums=(0, 1, 2))
+def _predict_exact_impl(kernel, bs, include_noise, params, centers, mean_weights, chol, x):
+    mu = _kernel_matvec_impl(kernel, bs, params, x, centers, mean_weights)
+    kxz = kernel(params, x, centers)
+    half = jax.scipy.linalg.solve_triangular(chol, kxz.T, lower=True)
+    var = jnp.maximum(kernel.diag(params, x) - jnp.sum(half * half, 0), 0.0)
+    return mu, (var + params["noise_variance"] if include_noise else var)
+
+
+@dual(static_argnums=(0, 1, 2))
+def _predict_mc_impl(kernel, bs, include_noise, params, centers, mean_weights, sample_weights, prior_fn, x):
+    mu = _kernel_matvec_impl(kernel, bs, params, x, centers, mean_weights)
+    samples = _samples_impl(kernel, bs, sample_weights.shape[1], params, centers, sample_weights, prior_fn, x)
+    var = jnp.maximum(jnp.mean(jnp.square(samples - mu[None]), 0), 0.0)
+    return mu, (var + params["noise_variance"] if include_noise else var)
+
+
+@dual(static_argnums=(0, 1, 2))
+def _pathwise_rhs(kernel, num_samples, num_features, key, params, x, y):
+    """Right-hand sides of pathwise conditioning (Lin et al. 2023, eq. 2) as one program.
+
+    Returns ``(prior, targets (n, 1 + S), shifts, solver_key)``: column 0 the mean (``y``, no shift), column
+    ``i`` the prior sample ``f₀⁽ⁱ⁾(X)`` with noise ``ε⁽ⁱ⁾ ~ N(0, σ²I)``; ``prior`` the samples' (features,
+    weights) as :func:`nips23jax.gp.prior_sample_fn` draws them from the same key (``None`` and no shifts
+    when ``S = 0``).
+    """
+    n, d = x.shape
+    dtype = x.dtype
+    k_prior, k_noise, k_solver = jax.random.split(key, 3)
+    targets = y[:, None].astype(dtype)
+    if num_samples == 0:
+        return None, targets, None, k_solver
+    feats, weights = _draw_prior(k_prior, kernel, num_samples, num_features, d)
+    f0 = PriorSampleFn(feats, weights, params, d, 4096)(x).T  # (n, S)
+    eps = jnp.sqrt(params["noise_variance"]) * jax.random.normal(k_noise, (n, num_samples), dtype)
+    targets = jnp.concatenate([targets, f0], 1)
+    shifts = jnp.concatenate([jnp.zeros((n, 1), dtype), eps], 1)
+    return (feats, weights), targets, shifts, k_solver
+
+
+@dual()
+def _split_weights(w):
+    """Solved weights ``(m, 1 + S)`` -> mean weights ``(m,)`` and sample weights ``v⁽ⁱ⁾ = α_mean − α⁽ⁱ⁾``."""
+    return w[:, 0], w[:, :1] - w[:, 1:]
 
 
 def _as_2d(name: str, a: ArrayLike) -> np.ndarray:
@@ -213,16 +274,10 @@ def posterior(
     n, d = xn.shape
 
     key = as_key(0 if key is None else key)
-    k_prior, k_noise, k_solver = jax.random.split(key, 3)
-    prior_fn = None
-    targets = y[:, None]
-    shifts = None
-    if num_samples > 0:
-        prior_fn = prior_sample_fn(k_prior, kernel, params, num_samples, num_features, dim=d)
-        f0 = prior_fn(x).T  # (n, S)
-        eps = jnp.sqrt(params["noise_variance"]) * jax.random.normal(k_noise, (n, num_samples), dtype)
-        targets = jnp.concatenate([targets, f0], 1)
-        shifts = jnp.concatenate([jnp.zeros((n, 1), dtype), eps], 1)
+    work = n * (num_samples * num_features * (d + 2) + 1)
+    prior, targets, shifts, k_solver = _pathwise_rhs.at(work)(kernel, int(num_samples), int(num_features), key,
+                                                              params, x, y)
+    prior_fn = None if prior is None else PriorSampleFn(*prior, params, d, 4096)
 
     opts = dict(solver_options)
     s = targets.shape[1]
@@ -241,9 +296,7 @@ def posterior(
     else:
         result = _solvers.inducing(kernel, params, x, targets, shifts, key=k_solver, **opts)
 
-    w = result.weights
-    mean_w = w[:, 0]
-    sample_w = mean_w[:, None] - w[:, 1:]
+    mean_w, sample_w = _split_weights.at(result.weights.size)(result.weights)
 
     def resample(new_key, new_num_samples):
         return posterior(x_train, y_train, kernel_params, kernel=kernel, solver=solver, key=new_key,

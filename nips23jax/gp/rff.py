@@ -12,7 +12,7 @@ is an (approximate) prior sample that can be evaluated at any inputs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 from typing import NamedTuple
 
 import jax
@@ -20,9 +20,10 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from nips23jax.core.train import as_key
+from nips23jax.gp._jit import dual
 from nips23jax.gp.kernels import Kernel, Params, check_params, get_kernel
 
-__all__ = ["RandomFeatures", "prior_sample_fn", "random_features", "rff_features"]
+__all__ = ["PriorSampleFn", "RandomFeatures", "prior_sample_fn", "random_features", "rff_features"]
 
 
 class RandomFeatures(NamedTuple):
@@ -56,7 +57,13 @@ def random_features(
     """
     kernel = get_kernel(kernel)
     _check_num("num_features", num_features, "random_features")
-    k_omega, k_phase = jax.random.split(as_key(key))
+    work = math.prod(batch_shape) * num_features * (dim + 2)
+    return _random_features_impl.at(work)(as_key(key), kernel, int(dim), num_features, tuple(batch_shape), dtype)
+
+
+@dual(static_argnums=(1, 2, 3, 4, 5))
+def _random_features_impl(key, kernel, dim, num_features, batch_shape, dtype) -> RandomFeatures:
+    k_omega, k_phase = jax.random.split(key)
     omega = kernel.spectral_frequencies(k_omega, (*batch_shape, num_features, dim), dtype)
     phase = jax.random.uniform(k_phase, (*batch_shape, num_features), dtype, -jnp.pi, jnp.pi)
     return RandomFeatures(omega, phase)
@@ -74,6 +81,11 @@ def rff_features(features: RandomFeatures, params: Params, x: ArrayLike) -> jax.
       ``(n, M)`` with ``Φ(x) Φ(x')ᵀ ≈ k(x, x')``.
     """
     x = jnp.asarray(x)
+    return _rff_features_impl.at(x.shape[0] * features.omega.size)(features, params, x)
+
+
+@dual()
+def _rff_features_impl(features: RandomFeatures, params: Params, x: jax.Array) -> jax.Array:
     m = features.omega.shape[-2]
     ls = jnp.asarray(params["lengthscale"], x.dtype)
     proj = (x / ls) @ features.omega.T.astype(x.dtype) + features.phase.astype(x.dtype)
@@ -89,7 +101,7 @@ def prior_sample_fn(
     *,
     dim: int | None = None,
     block_size: int = 4096,
-) -> Callable[[ArrayLike], jax.Array]:
+) -> PriorSampleFn:
     """Approximate GP prior samples ``f₀⁽ⁱ⁾(·) = Φ⁽ⁱ⁾(·) w⁽ⁱ⁾`` as one function, vmapped over samples.
 
     Each sample has its own frequencies, phases and weights, so the sample covariance over samples
@@ -105,7 +117,8 @@ def prior_sample_fn(
       block_size: rows evaluated at once (memory ``S · block_size · M``).
 
     Returns:
-      ``f(x) -> (S, n)`` for ``x`` of shape ``(n, d)``; pure, jit-able, same values at the same inputs.
+      ``f(x) -> (S, n)`` for ``x`` of shape ``(n, d)`` (a :class:`PriorSampleFn`); pure, jit-able (and a
+      pytree, so it can be passed into ``jit``), same values at the same inputs.
     """
     kernel = get_kernel(kernel)
     _check_num("num_samples", num_samples, "prior_sample_fn")
@@ -116,25 +129,65 @@ def prior_sample_fn(
         if ls.ndim == 0:
             raise ValueError("prior_sample_fn: a scalar lengthscale needs dim= (the input dimension)")
         dim = int(ls.shape[0])
-    k_feat, k_w = jax.random.split(as_key(key))
+    work = num_samples * num_features * (dim + 3)
+    feats, weights = _draw_prior.at(work)(as_key(key), kernel, num_samples, num_features, dim)
+    return PriorSampleFn(feats, weights, params, dim, block_size)
+
+
+@dual(static_argnums=(1, 2, 3, 4))
+def _draw_prior(key, kernel, num_samples, num_features, dim):
+    """Frequencies, phases and weights of ``num_samples`` prior samples (as :func:`prior_sample_fn` draws them)."""
+    k_feat, k_w = jax.random.split(key)
     feats = random_features(k_feat, kernel, dim, num_features, batch_shape=(num_samples,))
     weights = jax.random.normal(k_w, (num_samples, num_features))
+    return feats, weights
+
+
+@jax.tree_util.register_pytree_node_class
+class PriorSampleFn:
+    """``x (n, d) -> (S, n)``: the prior samples ``f₀⁽ⁱ⁾(x) = Φ⁽ⁱ⁾(x) w⁽ⁱ⁾`` of :func:`prior_sample_fn`.
+
+    A pytree (features, weights and hyperparameters are its leaves), so it can be passed into ``jit``;
+    called eagerly it runs one compiled program per input shape.
+    """
+
+    def __init__(self, features: RandomFeatures, weights: jax.Array, params: Params, dim: int, block_size: int):
+        self.features, self.weights, self.params = features, weights, params
+        self.dim, self.block_size = dim, block_size
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.weights.shape[0])
+
+    def tree_flatten(self):
+        return (self.features, self.weights, self.params), (self.dim, self.block_size)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(*children, *aux)
+
+    def __call__(self, x: ArrayLike) -> jax.Array:
+        x = jnp.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"prior sample: x must have shape (n, {self.dim}), got {x.shape}")
+        work = x.shape[0] * self.features.omega.size
+        return _evaluate_prior.at(work)(self.block_size, self.features, self.weights, self.params, x)
+
+
+@dual(static_argnums=0)
+def _evaluate_prior(block_size: int, feats: RandomFeatures, weights: jax.Array, params: Params, x: jax.Array
+                    ) -> jax.Array:
+    n, dim = x.shape
+    num_samples = weights.shape[0]
 
     def one(f: RandomFeatures, w: jax.Array, xb: jax.Array) -> jax.Array:
         return rff_features(f, params, xb) @ w.astype(xb.dtype)
 
-    def evaluate(x: ArrayLike) -> jax.Array:
-        x = jnp.asarray(x)
-        if x.ndim != 2 or x.shape[1] != dim:
-            raise ValueError(f"prior sample: x must have shape (n, {dim}), got {x.shape}")
-        n = x.shape[0]
-        if n <= block_size:
-            return jax.vmap(one, in_axes=(0, 0, None))(feats, weights, x)
-        nb = -(-n // block_size)
-        pad = nb * block_size - n
-        xp = jnp.concatenate([x, jnp.zeros((pad, dim), x.dtype)]) if pad else x
-        out = jax.lax.map(lambda xb: jax.vmap(one, in_axes=(0, 0, None))(feats, weights, xb),
-                          xp.reshape(nb, block_size, dim))
-        return jnp.moveaxis(out, 0, 1).reshape(num_samples, nb * block_size)[:, :n]
-
-    return evaluate
+    if n <= block_size:
+        return jax.vmap(one, in_axes=(0, 0, None))(feats, weights, x)
+    nb = -(-n // block_size)
+    pad = nb * block_size - n
+    xp = jnp.concatenate([x, jnp.zeros((pad, dim), x.dtype)]) if pad else x
+    out = jax.lax.map(lambda xb: jax.vmap(one, in_axes=(0, 0, None))(feats, weights, xb),
+                      xp.reshape(nb, block_size, dim))
+    return jnp.moveaxis(out, 0, 1).reshape(num_samples, nb * block_size)[:, :n]

@@ -30,6 +30,7 @@ import optax
 from jax.typing import ArrayLike
 
 from nips23jax.core.train import as_key
+from nips23jax.gp._jit import dual
 from nips23jax.gp.kernels import Kernel, Params, default_block_size, kernel_matvec
 from nips23jax.gp.rff import random_features, rff_features
 
@@ -81,12 +82,14 @@ def cholesky(
       :class:`SolverResult`; ``info["cholesky"]`` is the lower factor ``(n, n)``.
     """
     x = jnp.asarray(x)
-    w, chol = _cholesky_impl(kernel, params, x, _rhs(targets, shifts), jitter)
+    n = x.shape[0]
+    w, chol = _cholesky_impl.at(n * n * (x.shape[1] + 2))(kernel, params, x, targets, shifts, jitter)
     return SolverResult(w, x, {"cholesky": chol})
 
 
-@jax.jit(static_argnums=0)
-def _cholesky_impl(kernel, params, x, b, jitter):
+@dual(static_argnums=0)
+def _cholesky_impl(kernel, params, x, targets, shifts, jitter):
+    b = _rhs(targets, shifts)
     k = kernel(params, x, x)
     k = k + (jnp.asarray(params["noise_variance"], x.dtype) + jitter) * jnp.eye(x.shape[0], dtype=x.dtype)
     chol = jnp.linalg.cholesky(k)
@@ -161,6 +164,13 @@ def preconditioned_cg(
     """
     if max_iters < 0:
         raise ValueError(f"conjugate_gradients: max_iters must be >= 0, got {max_iters}")
+    args = (matvec, precondition, monitor, int(max_iters), jnp.asarray(b), tol, x0)
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(args[4:])):
+        return _pcg_impl(*args)  # inside a caller's jit (as in conjugate_gradients): traced inline
+    return _pcg_jit(*args)  # called eagerly: one program per function and shapes, not op by op
+
+
+def _pcg_impl(matvec, precondition, monitor, max_iters, b, tol, x0):
     precondition = (lambda r: r) if precondition is None else precondition
     bnorm = jnp.linalg.norm(b, axis=0)
     bnorm = jnp.where(bnorm > 0, bnorm, 1.0)
@@ -205,6 +215,9 @@ def preconditioned_cg(
     return x, info
 
 
+_pcg_jit = jax.jit(_pcg_impl, static_argnums=(0, 1, 2, 3))
+
+
 def conjugate_gradients(
     kernel: Kernel, params: Params, x: ArrayLike, targets: ArrayLike, shifts: ArrayLike | None = None, *,
     tol: float | ArrayLike = 1e-2,
@@ -237,17 +250,18 @@ def conjugate_gradients(
     """
     x = jnp.asarray(x)
     n = x.shape[0]
-    b = _rhs(targets, shifts).astype(x.dtype)
     held = n * n * x.dtype.itemsize <= max_matrix_bytes
     bs = default_block_size(n) if block_size is None else int(block_size)
-    tol = jnp.broadcast_to(jnp.asarray(tol, x.dtype), b.shape[1:])
-    w, info = _cg_impl(kernel, int(max_iters), int(preconditioner_rank), bool(held), bs, monitor, params, x, b, tol)
+    w, info = _cg_impl(kernel, int(max_iters), int(preconditioner_rank), bool(held), bs, monitor, params, x,
+                       targets, shifts, tol)
     info["held_matrix"] = held
     return SolverResult(w, x, info)
 
 
 @jax.jit(static_argnums=(0, 1, 2, 3, 4, 5))
-def _cg_impl(kernel, max_iters, preconditioner_rank, held, bs, monitor, params, x, b, tol):
+def _cg_impl(kernel, max_iters, preconditioner_rank, held, bs, monitor, params, x, targets, shifts, tol):
+    b = _rhs(targets, shifts).astype(x.dtype)
+    tol = jnp.broadcast_to(jnp.asarray(tol, x.dtype), b.shape[1:])
     noise = jnp.asarray(params["noise_variance"], x.dtype)
     if held:
         kmat = kernel(params, x, x)
@@ -328,9 +342,7 @@ def sgd(
     """
     x = jnp.asarray(x)
     n, d = x.shape
-    t = jnp.asarray(targets, x.dtype)
-    e = jnp.zeros_like(t) if shifts is None else jnp.asarray(shifts, x.dtype)
-    s = t.shape[1]
+    s = np.shape(targets)[1]
     rpb = max(1, _ROW_BLOCK_ENTRIES // n) if row_block is None else row_block
     for name, v, least in (("num_steps", num_steps, 1), ("batch_size", batch_size, 1), ("num_features", num_features, 1),
                            ("row_block", rpb, 1)):
@@ -339,14 +351,11 @@ def sgd(
     r_avg = min(1.0, 100.0 / num_steps) if averaging is None else float(averaging)
     if not 0 < r_avg <= 1:
         raise ValueError(f"sgd: averaging must be in (0, 1], got {averaging}")
-    lr = jnp.broadcast_to(jnp.asarray(learning_rate, x.dtype), (s,))
     key = as_key(key)
     bsz = int(min(batch_size, n))
     static = dict(kernel=kernel, bsz=bsz, rpb=int(min(rpb, bsz)), num_features=int(num_features),
                   grad_clip=None if grad_clip is None else float(grad_clip), momentum=float(momentum))
-    opt = optax.sgd(1.0, momentum=float(momentum), nesterov=True)
-    zeros = jnp.zeros((n, s), x.dtype)
-    state = SGDState(zeros, zeros, opt.init(zeros), jnp.asarray(0, jnp.int32))
+    state, t, e, lr = _sgd_init.at(4 * n * s)(float(momentum), x, targets, shifts, learning_rate)
     every = num_steps if (callback is None or callback_every <= 0) else int(callback_every)
     done = 0
     while done < num_steps:
@@ -356,6 +365,19 @@ def sgd(
         if callback is not None:
             callback(done, state.average)
     return SolverResult(state.average, x, {"steps": num_steps, "last_iterate": state.alpha})
+
+
+@dual(static_argnums=0)
+def _sgd_init(momentum, x, targets, shifts, learning_rate):
+    """The zero initial :class:`SGDState` and the targets, shifts and per-column learning rates in ``x.dtype``."""
+    n = x.shape[0]
+    t = jnp.asarray(targets, x.dtype)
+    e = jnp.zeros_like(t) if shifts is None else jnp.asarray(shifts, x.dtype)
+    s = t.shape[1]
+    lr = jnp.broadcast_to(jnp.asarray(learning_rate, x.dtype), (s,))
+    opt = optax.sgd(1.0, momentum=momentum, nesterov=True)
+    zeros = jnp.zeros((n, s), x.dtype)
+    return SGDState(zeros, zeros, opt.init(zeros), jnp.asarray(0, jnp.int32)), t, e, lr
 
 
 @functools.partial(jax.jit, static_argnames=("kernel", "bsz", "rpb", "num_features", "grad_clip", "momentum"))
@@ -449,20 +471,26 @@ def inducing(
         m = int(min(num_inducing, n))
         if m < 1:
             raise ValueError(f"inducing: num_inducing must be >= 1, got {num_inducing}")
-        z = x[jax.random.choice(as_key(key), n, (m,), replace=False)]
+        z = _choose_rows.at(n * d)(m, as_key(key), x)
     else:
         z = jnp.asarray(inducing_points, x.dtype)
         if z.ndim != 2 or z.shape[1] != d:
             raise ValueError(f"inducing: inducing_points must have shape (M, {d}), got {z.shape}")
     m = z.shape[0]
-    b = _rhs(targets, shifts).astype(x.dtype)
     bs = default_block_size(m, 2**22) if block_size is None else int(block_size)
-    w = _inducing_impl(kernel, min(bs, n), params, x, z, b, jitter)
+    w = _inducing_impl(kernel, min(bs, n), params, x, z, targets, shifts, jitter)
     return SolverResult(w, z, {"num_inducing": m})
 
 
+@dual(static_argnums=0)
+def _choose_rows(m, key, x):
+    """``m`` distinct rows of ``x``, uniformly at random."""
+    return x[jax.random.choice(key, x.shape[0], (m,), replace=False)]
+
+
 @jax.jit(static_argnums=(0, 1))
-def _inducing_impl(kernel, bs, params, x, z, b, jitter):
+def _inducing_impl(kernel, bs, params, x, z, targets, shifts, jitter):
+    b = _rhs(targets, shifts).astype(x.dtype)
     n, d = x.shape
     m = z.shape[0]
     nb = -(-n // bs)
