@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from nips23jax.core.train import as_key
+from nips23jax.emergence.edit_distance import as_device_array
 
 __all__ = ["BootstrapCI", "bootstrap_ci"]
 
@@ -54,7 +55,7 @@ def bootstrap_ci(
       :class:`BootstrapCI` of arrays with ``statistic``'s output shape.
     """
     key = as_key(key)
-    values = jnp.asarray(values)
+    values = as_device_array(values)
     if values.ndim < 1 or values.shape[0] < 1:
         raise ValueError(f"bootstrap_ci: values must have a non-empty leading item axis, got shape {values.shape}")
     if not isinstance(num_resamples, int) or num_resamples < 2:

@@ -63,8 +63,22 @@ def _batched(kind: str, pred, target, lp, lt):
     return jax.vmap(fn)(pred, target, lp, lt)
 
 
+def as_device_array(x: ArrayLike) -> jax.Array:
+    """``x`` as a ``jax.Array``: arrays and tracers unchanged, host data (NumPy arrays, lists, scalars)
+    transferred with ``jax.device_put`` (dtype canonicalized as by ``jnp.asarray``), which, unlike
+    ``jnp.asarray``, compiles no staging program per new shape.
+
+    Args:
+      x: array-like of any shape ``S``.
+
+    Returns:
+      ``jax.Array`` of shape ``S`` and ``x``'s canonical dtype.
+    """
+    return x if isinstance(x, jax.Array) else jax.device_put(np.asarray(x))
+
+
 def _token_batch(where: str, name: str, x: ArrayLike) -> jax.Array:
-    x = x if isinstance(x, jax.Array) else jnp.asarray(x)
+    x = as_device_array(x)
     if not jnp.issubdtype(x.dtype, jnp.integer):
         raise TypeError(f"{where}: {name} must hold integer token ids, got dtype {x.dtype}")
     if x.ndim != 2:
@@ -74,8 +88,8 @@ def _token_batch(where: str, name: str, x: ArrayLike) -> jax.Array:
 
 def _lengths(where: str, name: str, lengths: ArrayLike | None, batch: int, width: int) -> jax.Array:
     if lengths is None:
-        return jnp.full((batch,), width, jnp.int32)
-    arr = lengths if isinstance(lengths, jax.Array) else jnp.asarray(lengths)
+        return jax.device_put(np.full((batch,), width, np.int32))
+    arr = as_device_array(lengths)
     if not jnp.issubdtype(arr.dtype, jnp.integer):
         raise TypeError(f"{where}: {name} must be integer lengths, got dtype {arr.dtype}")
     if arr.shape != (batch,):

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from nips23jax.emergence.edit_distance import longest_common_subsequence, prepare_pairs
+from nips23jax.emergence.edit_distance import as_device_array, longest_common_subsequence, prepare_pairs
 from nips23jax.models.lm import token_logps
 
 __all__ = [
@@ -68,8 +68,8 @@ def _exact_match(pred, target, lp, lt):
 
 
 def _choices(where: str, scores: ArrayLike, correct: ArrayLike) -> tuple[jax.Array, jax.Array]:
-    scores = jnp.asarray(scores)
-    correct = jnp.asarray(correct)
+    scores = as_device_array(scores)
+    correct = as_device_array(correct)
     if scores.ndim != 2 or scores.shape[1] < 1:
         raise ValueError(f"{where}: expected (batch, num_choices) scores, got shape {scores.shape}")
     if not jnp.issubdtype(scores.dtype, jnp.floating):
@@ -96,6 +96,11 @@ def multiple_choice_grade(choice_scores: ArrayLike, correct: ArrayLike) -> jax.A
       ``(B,)`` float32 in ``{0, 1}``.
     """
     scores, correct = _choices("multiple_choice_grade", choice_scores, correct)
+    return _grade(scores, correct)
+
+
+@jax.jit
+def _grade(scores, correct):
     return (jnp.argmax(scores, axis=1) == correct).astype(jnp.float32)
 
 
@@ -127,8 +132,8 @@ def _brier(scores, correct, from_logits: bool):
 
 
 def _logit_targets(where: str, logits: ArrayLike, targets: ArrayLike, mask: ArrayLike | None):
-    logits = jnp.asarray(logits)
-    targets = jnp.asarray(targets)
+    logits = as_device_array(logits)
+    targets = as_device_array(targets)
     if logits.ndim != 3 or logits.shape[:2] != targets.shape:
         raise ValueError(
             f"{where}: expected logits (B, T, V) aligned with targets (B, T), got {logits.shape} and {targets.shape}"
@@ -136,7 +141,7 @@ def _logit_targets(where: str, logits: ArrayLike, targets: ArrayLike, mask: Arra
     if not jnp.issubdtype(targets.dtype, jnp.integer):
         raise TypeError(f"{where}: targets must be integer token ids, got dtype {targets.dtype}")
     if mask is not None:
-        mask = jnp.asarray(mask)
+        mask = as_device_array(mask)
         if mask.shape != targets.shape:
             raise ValueError(f"{where}: mask must have the targets' shape {targets.shape}, got {mask.shape}")
     return logits, targets, mask

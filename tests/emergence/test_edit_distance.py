@@ -7,6 +7,7 @@ from jax.sharding import PartitionSpec as P
 
 from nips23jax.core import make_mesh
 from nips23jax.emergence import longest_common_subsequence, token_edit_distance
+from nips23jax.emergence.edit_distance import as_device_array
 
 
 def naive_levenshtein(a, b):
@@ -89,3 +90,12 @@ def test_bad_input():
         token_edit_distance(x.astype(np.float32), x)
     with pytest.raises(ValueError, match="\\(batch, length\\)"):
         token_edit_distance(np.zeros(3, np.int32), x)
+
+
+def test_as_device_array_matches_jnp_asarray_and_keeps_jax_arrays():
+    for host in (np.arange(6, dtype=np.int64).reshape(2, 3), np.linspace(0, 1, 4), [[1, 2], [3, 4]], 7, [True, False]):
+        got, want = as_device_array(host), jnp.asarray(host)
+        assert isinstance(got, jax.Array) and got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    x = jnp.ones((2, 2), jnp.int32)
+    assert as_device_array(x) is x
