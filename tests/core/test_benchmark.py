@@ -53,7 +53,8 @@ def test_summary_statistics_of_samples():
 
 
 def test_compare_ratios_against_sleep_lengths():
-    rows = compare({"short": _sleeper(0.005), "long": _sleeper(0.010)}, "short", warmup=1, repeats=5)
+    # 20 vs 40 ms: long enough that scheduling delays on a loaded machine (5 vs 10 ms once timed 1.0x) stay small
+    rows = compare({"short": _sleeper(0.020), "long": _sleeper(0.040)}, "short", warmup=1, repeats=5)
     assert [r.name for r in rows] == ["short", "long"]
     assert all(isinstance(r, Row) for r in rows)
     by_name = {r.name: r for r in rows}
