@@ -7,7 +7,9 @@ import pytest
 def test_lora_benchmark_runs_and_prints_its_tables(run_benchmark):
     args = ["--d-model", "32", "--layers", "1", "--seq", "8", "--batch", "2", "--rank", "2", "--vocab", "16",
             "--warmup", "1", "--repeats", "2"]
-    text = run_benchmark("lora.py", args)
+    # This checks that the script runs and reports, not its timings: XLA's cheapest code generation cuts
+    # the three train steps' compile time and passes the same checks.
+    text = run_benchmark("lora.py", args, xla_flags="--xla_backend_optimization_level=0")
     assert "(equal: B = 0)" in text and "**one training step" in text and "**memory" in text
     assert "| full fine-tune (baseline) |" in text and "| full fine-tune | 13,536 | 100.00% |" in text
     for name in ("LoRA", "QLoRA (NF4+DQ base)"):

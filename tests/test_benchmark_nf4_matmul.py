@@ -8,7 +8,8 @@ TINY = ["--in", "40", "--out", "48", "--batches", "1", "3", "--warmup", "1", "--
 
 @pytest.mark.slow
 def test_nf4_matmul_benchmark_runs_and_prints_its_tables(run_benchmark):
-    text = run_benchmark("nf4_matmul.py", TINY)
+    # The script runs and reports (its timings are not checked): XLA's cheapest code generation compiles faster.
+    text = run_benchmark("nf4_matmul.py", TINY, xla_flags="--xla_backend_optimization_level=0")
     assert "x (batch, 40) @ W (40, 48); W stored as nf4 with double quantization" in text
     for title in ("**batch 1: x (1, 40) @ W (40, 48), nf4_matmul tile 40 rows**",
                   "**batch 3: x (3, 40) @ W (40, 48), nf4_matmul tile 40 rows**",

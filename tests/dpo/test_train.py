@@ -45,7 +45,7 @@ def test_sequence_logps_errors():
 def lm():
     cfg = TransformerConfig(vocab_size=12, d_model=32, num_heads=2, num_layers=1, max_len=16)
     model = TransformerLM(cfg)
-    params = model.init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
+    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
     return model, params
 
 
@@ -65,20 +65,28 @@ def _pairs(b=4, seed=0):
 def test_concatenated_equals_separate_forwards(lm):
     model, params = lm
     batch = _pairs()
-    pc, pr = concatenated_logps(LMApply(model), params, *(batch[k] for k in
-                                ("chosen_ids", "chosen_labels", "rejected_ids", "rejected_labels")))
-    apply = lambda ids: model.apply({"params": params}, jnp.asarray(ids))  # noqa: E731
-    np.testing.assert_allclose(pc, sequence_logps(apply(batch["chosen_ids"]), batch["chosen_labels"]), rtol=1e-5)
-    np.testing.assert_allclose(pr, sequence_logps(apply(batch["rejected_ids"]), batch["rejected_labels"]), rtol=1e-5)
+
+    @jax.jit  # both sides in one compiled program (eager Flax compiles every op separately)
+    def both(params, batch):
+        pc, pr = concatenated_logps(LMApply(model), params, *(batch[k] for k in
+                                    ("chosen_ids", "chosen_labels", "rejected_ids", "rejected_labels")))
+        apply = lambda ids: model.apply({"params": params}, ids)  # noqa: E731
+        separate = (sequence_logps(apply(batch["chosen_ids"]), batch["chosen_labels"]),
+                    sequence_logps(apply(batch["rejected_ids"]), batch["rejected_labels"]))
+        return (pc, pr), separate
+
+    (pc, pr), (want_c, want_r) = both(params, batch)
+    np.testing.assert_allclose(pc, want_c, rtol=1e-5)
+    np.testing.assert_allclose(pr, want_r, rtol=1e-5)
 
 
 def test_policy_equal_to_reference_gives_log2_and_zero_rewards(lm):
     model, params = lm
-    loss_fn = make_dpo_loss_fn(LMApply(model), beta=0.5)
+    loss_fn = jax.jit(make_dpo_loss_fn(LMApply(model), beta=0.5))
     loss, metrics = loss_fn(params, {**_pairs(), "ref_params": params}, None)
     np.testing.assert_allclose(loss, np.log(2.0), rtol=1e-6)
     assert float(metrics["rewards/margins"]) == 0.0 and float(metrics["rewards/accuracies"]) == 0.0
-    pre = reference_logps(LMApply(model), params, _pairs())
+    pre = jax.jit(reference_logps, static_argnums=0)(LMApply(model), params, _pairs())
     loss2, _ = loss_fn(params, {**_pairs(), **pre}, None)
     np.testing.assert_allclose(loss2, loss, rtol=1e-6)
 
@@ -125,9 +133,10 @@ def test_lora_policy_with_adapters_off_reference(lm):
     params = lora.add_adapters(jax.random.key(1), base, cfg)
     params = jax.tree_util.tree_map_with_path(
         lambda p, x: 0.05 * jnp.ones_like(x) if str(p[-1].key) == "lora_b" else x, params)
-    loss_fn = make_dpo_loss_fn(LMApply(lmodel), beta=0.5, reference_fn=lora.disable_adapters)
+    loss_fn = jax.jit(make_dpo_loss_fn(LMApply(lmodel), beta=0.5, reference_fn=lora.disable_adapters))
     loss, _ = loss_fn(params, _pairs(), None)
-    want, _ = make_dpo_loss_fn(LMApply(lmodel), beta=0.5)(params, {**_pairs(), **reference_logps(LMApply(model), base, _pairs())}, None)
+    ref = jax.jit(reference_logps, static_argnums=0)(LMApply(model), base, _pairs())
+    want, _ = jax.jit(make_dpo_loss_fn(LMApply(lmodel), beta=0.5))(params, {**_pairs(), **ref}, None)
     np.testing.assert_allclose(loss, want, rtol=1e-5)
     assert abs(float(loss) - np.log(2)) > 1e-3  # the adapters moved the policy off the reference
 

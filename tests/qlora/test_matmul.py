@@ -215,7 +215,7 @@ def test_nf4_dense_init_apply_and_grad():
     dense_kernel = jax.jit(nn.Dense(64).init)(jax.random.key(0), x)["params"]["kernel"]
     np.testing.assert_array_equal(np.asarray(kernel.packed), np.asarray(quantize_4bit(dense_kernel).packed))
 
-    y = layer.apply(variables, x)
+    y = jax.jit(layer.apply)(variables, x)
     ref = _reference(x, kernel) + np.asarray(variables["params"]["bias"])
     np.testing.assert_allclose(np.asarray(y), ref, rtol=1e-5, atol=1e-5)
 

@@ -8,7 +8,7 @@ from scipy.stats import norm
 
 from nips23jax.qlora import (
     FP4_CODE, INT4_CODE, NF4_CODE, bits_per_param, codebook, dequantize_4bit, dequantize_nf4, dynamic_map,
-    from_bitsandbytes, quantize_4bit, quantize_fp4, quantize_int4, quantize_nf4, to_bitsandbytes,
+    from_bitsandbytes, quantize_4bit, quantize_4bit_many, quantize_fp4, quantize_int4, quantize_nf4, to_bitsandbytes,
 )
 
 BNB = np.load(Path(__file__).parent / "fixtures" / "bnb_nf4.npz")
@@ -131,6 +131,27 @@ def test_pytree_jit_and_bits_per_param():
     assert bits_per_param(qd) == pytest.approx(4 + 8 / 64 + 32 / (64 * 256), abs=2e-3)  # ~4.127
     jq = jax.jit(quantize_nf4, static_argnames=("block_size", "double_quant", "dq_block_size"))(w)
     np.testing.assert_array_equal(np.asarray(jq.packed), np.asarray(qd.packed))
+
+
+def test_quantize_many_in_one_program_is_bitsandbytes_per_weight():
+    """Every fixture weight quantized in one call (one program): each equals bitsandbytes' result alone."""
+    qs = quantize_4bit_many([BNB[f"{name}/input"] for name in NAMES], double_quant=False)
+    for name, q in zip(NAMES, qs):
+        assert q.shape == BNB[f"{name}/input"].shape and not q.double_quant
+        np.testing.assert_array_equal(np.asarray(q.packed), BNB[f"{name}/plain/packed"])
+        np.testing.assert_array_equal(np.asarray(q.absmax), BNB[f"{name}/plain/absmax"])
+    dq = quantize_4bit_many([BNB["w1/input"], BNB["w2/input"]], double_quant=True)
+    np.testing.assert_array_equal(np.asarray(dq[1].packed), BNB["w2/dq/packed"])
+    np.testing.assert_allclose(np.asarray(dq[1].offset), BNB["w2/dq/offset"], rtol=1e-6)
+    # the stored layout, and so bits/param, follows from the shapes alone: an abstract quantization counts the same
+    abstract = jax.eval_shape(lambda w: quantize_nf4(w), jax.ShapeDtypeStruct(BNB["w1/input"].shape, jnp.float32))
+    assert bits_per_param(abstract) == bits_per_param(dq[0])
+    with pytest.raises(ValueError, match=r"ws\[1\]: the weight contains NaN"):
+        quantize_4bit_many([np.ones(8, np.float32), np.array([1.0, np.inf], np.float32)])
+    with pytest.raises(TypeError, match=r"ws\[0\]: expected a floating-point"):
+        quantize_4bit_many([np.arange(8)])
+    with pytest.raises(ValueError, match="quant_type must be one of"):
+        quantize_4bit_many([np.ones(8, np.float32)], "nf8")
 
 
 def test_fp4_codebook_is_e2m1():

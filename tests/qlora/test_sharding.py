@@ -36,7 +36,7 @@ def test_sharded_qlora_train_step_equals_single_device():
     model = TransformerLM(cfg, dense=lora.qlora_dense(lcfg))
     tokens = jax.random.randint(jax.random.key(2), (8, 8), 0, 16)
     batch = {"tokens": tokens, "loss_mask": jnp.ones_like(tokens, bool)}
-    base = TransformerLM(cfg).init(jax.random.key(0), tokens)["params"]
+    base = jax.jit(TransformerLM(cfg).init)(jax.random.key(0), tokens)["params"]
     params, quant = lora.quantize_base(lora.add_adapters(jax.random.key(1), base, lcfg), lcfg)
     # SGD: Adam's m/sqrt(v) would magnify float reassociation in near-zero gradients
     opt = lora.lora_optimizer(optax.sgd(0.5), params)

@@ -33,7 +33,7 @@ def test_policy_stats_kl_is_zero_for_the_reference():
     world = repro.World(config)
     model = repro.TransformerLM(repro.TransformerConfig(vocab_size=world.vocab_size, max_len=13, d_model=16,
                                                        num_heads=2, num_layers=1))
-    params = model.init(jax.random.key(0), jnp.zeros((1, 5), jnp.int32))["params"]
+    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 5), jnp.int32))["params"]
     prompts = world.prompts(np.random.default_rng(1), 32)
     stats = repro.policy_stats(repro.LMApply(model), params, params, world, prompts, jax.random.key(2))
     assert stats["kl"] == 0.0 and np.isfinite(stats["reward"])
