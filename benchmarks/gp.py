@@ -31,6 +31,7 @@ and the paper's low noise σ² = 1e-6; test RMSE is against the noise-free funct
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 
@@ -237,6 +238,18 @@ def race(args, n, log):
     return rows
 
 
+@functools.partial(jax.jit, static_argnums=4)
+def _sample_columns(key, y, f0, noise_sd, widths):
+    """Per width c in ``widths``: the first c columns of the targets [y, f₀(X)ᵀ], shifts [0, ε] (ε ~ N(0, σ²I))
+    and learning rates [0.5, 0.1, ...] of pathwise conditioning, as one program (not op by op)."""
+    n, s = f0.shape[1], f0.shape[0]
+    eps = noise_sd * jax.random.normal(key, (n, s))
+    targets = jnp.concatenate([y[:, None], f0.T], 1)
+    shifts = jnp.concatenate([jnp.zeros((n, 1)), eps], 1)
+    lr = jnp.asarray([0.5] + [0.1] * s)
+    return {c: (targets[:, :c], shifts[:, :c], lr[:c]) for c in widths}
+
+
 def samples_question(args, n):
     """SGD for the mean alone vs the mean + --samples samples (one solve, shared minibatches and features).
 
@@ -249,14 +262,12 @@ def samples_question(args, n):
     s = args.samples
     prior = gp.prior_sample_fn(jax.random.key(1), gp.matern32, params, s, 2000)
     f0, t_prior = timed(lambda: prior(xj), args.warmup)
-    eps = np.sqrt(args.noise) * jax.random.normal(jax.random.key(2), (n, s))
-    targets = jnp.concatenate([yj[:, None], f0.T], 1)
-    shifts = jnp.concatenate([jnp.zeros((n, 1)), eps], 1)
-    lr = jnp.asarray([0.5] + [0.1] * s)
+    columns = _sample_columns(jax.random.key(2), yj, f0, np.sqrt(args.noise), (1, s + 1))
 
     def solve(cols):
-        return gp.sgd(gp.matern32, params, xj, targets[:, :cols], shifts[:, :cols], key=jax.random.key(0),
-                      num_steps=args.samples_steps, batch_size=args.batch_size, learning_rate=lr[:cols]).weights
+        targets, shifts, lr = columns[cols]
+        return gp.sgd(gp.matern32, params, xj, targets, shifts, key=jax.random.key(0),
+                      num_steps=args.samples_steps, batch_size=args.batch_size, learning_rate=lr).weights
 
     times = {}
     for cols in (1, s + 1):

@@ -139,10 +139,11 @@ def toy(config, key, log: MetricsLog, progress: bool):
 
     def callback(step, w):
         bar.update(step - bar.n)
-        m = np.asarray(gp.kernel_matvec(gp.matern32, params, xs, x32, w[:, 0]))
+        w0 = np.asarray(w)[:, 0]  # sliced in NumPy: an eager slice of the JAX array compiles a program per shape
+        m = np.asarray(gp.kernel_matvec(gp.matern32, params, xs, x32, w0))
         log.write(step, "toy_sgd", {**{f"rmse_{r}": _region_rmse(m - exact_mean, sel, prior_sd)
                                        for r, sel in regions.items()},
-                                    "weight_error": float(np.linalg.norm(np.asarray(w[:, 0]) - exact_w)
+                                    "weight_error": float(np.linalg.norm(w0 - exact_w)
                                                           / np.linalg.norm(exact_w))})
 
     t0 = time.perf_counter()
@@ -248,7 +249,7 @@ def regression(config, key, log: MetricsLog, progress: bool):
                     tqdm.write(f"{ds} (n={len(y)}, d={d}) noise {noise_name} ({noise:.2g}) {solver}: "
                                f"RMSE {rmse:.3f} NLL {nll:.3f} {seconds:.1f} s")
             results[f"{ds}/{noise_name}"] = row
-        fitted = {**fitted, "lengthscale": fitted["lengthscale"][:d]}  # the padded columns' are meaningless
+        fitted = {**fitted, "lengthscale": np.asarray(fitted["lengthscale"])[:d]}  # the padded columns' are meaningless
         results[f"{ds}/hyperparameters"] = {k: np.asarray(v).tolist() for k, v in fitted.items()}
         results[f"{ds}/n"] = int(len(y))
     return results
