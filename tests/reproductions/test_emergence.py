@@ -30,14 +30,20 @@ def test_encode_operands_matches_the_task_encoder(op, digits):
 def test_training_batches_are_the_documented_draws_of_valid_problems():
     task = ArithmeticTask("mul", 2)
     key = jax.random.key(3)
-    tokens = np.asarray(repro.training_batches(task, key, 4, 2, 7))
+    draw = jax.jit(repro.training_batches, static_argnums=(0, 2, 3))  # as _train calls it: one program
+    tokens = np.asarray(draw(task, key, 4, 2, 7))
     assert tokens.shape == (2, 4, task.seq_len) and tokens.dtype == np.int32
-    # batch 1 of step 7: operands from split(fold_in(fold_in(key, 7), 1)), drawn here one by one
-    ka, kb = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, 7), 1))
-    a, b = (np.asarray(jax.random.randint(k, (4,), 0, 100)) for k in (ka, kb))
+    # batch 1 of step 7: operands from split(fold_in(fold_in(key, 7), 1)), drawn here (one compiled call)
+
+    @jax.jit
+    def operands(key):
+        ka, kb = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, 7), 1))
+        return jax.random.randint(ka, (4,), 0, 100), jax.random.randint(kb, (4,), 0, 100)
+
+    a, b = (np.asarray(x) for x in operands(key))
     np.testing.assert_array_equal(tokens[1], task.encode(a, b)["tokens"])
-    np.testing.assert_array_equal(tokens, np.asarray(repro.training_batches(task, key, 4, 2, 7)))  # same key, step
-    assert not np.array_equal(tokens, np.asarray(repro.training_batches(task, key, 4, 2, 8)))
+    np.testing.assert_array_equal(tokens, np.asarray(draw(task, key, 4, 2, 7)))  # same key and step
+    assert not np.array_equal(tokens, np.asarray(draw(task, key, 4, 2, 8)))
 
 
 def test_multiple_choice_items_hold_the_answer_once_among_other_problems_answers():
