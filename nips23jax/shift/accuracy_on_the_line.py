@@ -17,7 +17,6 @@ models; :func:`plot_accuracy_on_the_line` draws it on probit-scaled axes.
 
 from __future__ import annotations
 
-import functools
 import statistics
 import warnings
 from typing import Any, NamedTuple
@@ -27,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from nips23jax.core.compile import FAST_COMPILER_OPTIONS
 from nips23jax.core.train import as_key
 
 __all__ = [
@@ -128,14 +128,25 @@ def _ols(x: jax.Array, y: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array
     return slope, intercept, r2
 
 
-@functools.partial(jax.jit, static_argnums=3)
 def _bootstrap_lines(key: jax.Array, x: jax.Array, y: jax.Array, num_bootstrap: int) -> tuple[jax.Array, jax.Array]:
-    """Slopes and intercepts ``(B,)`` of OLS refits on models resampled with replacement (vmapped)."""
+    """Slopes and intercepts ``(B,)`` of OLS refits on models resampled with replacement (vmapped).
+
+    One compiled program; on a CPU compiled at XLA's fastest level (it runs once, on a few models,
+    and compiling dominates its cost)."""
+    fast = jax.default_backend() == "cpu"
+    return (_BOOTSTRAP_LINES_FAST if fast else _BOOTSTRAP_LINES)(key, x, y, num_bootstrap)
+
+
+def _bootstrap_lines_impl(key, x, y, num_bootstrap):
     k = x.shape[0]
     idx = jax.random.randint(key, (num_bootstrap, k), 0, k)
     counts = jax.vmap(lambda i: jnp.zeros(k).at[i].add(1.0))(idx)
     slopes, intercepts, _ = jax.vmap(_ols, in_axes=(None, None, 0))(x, y, counts)
     return slopes, intercepts
+
+
+_BOOTSTRAP_LINES = jax.jit(_bootstrap_lines_impl, static_argnums=3)
+_BOOTSTRAP_LINES_FAST = jax.jit(_bootstrap_lines_impl, static_argnums=3, compiler_options=FAST_COMPILER_OPTIONS)
 
 
 def _check_acc(name: str, acc: ArrayLike) -> np.ndarray:
