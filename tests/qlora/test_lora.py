@@ -1,4 +1,3 @@
-import functools
 import math
 
 import flax.linen as nn
@@ -17,25 +16,8 @@ TOKENS = jnp.array([[1, 3, 5, 7, 2, 4, 6, 8], [2, 2, 3, 3, 9, 9, 1, 0]])
 ADAPTED = {"query", "key", "value", "out", "fc1", "fc2"}
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _apply(model, variables, tokens=TOKENS):
-    """``model.apply`` as one compiled program (eager Flax would compile every op separately)."""
-    return model.apply(variables, tokens)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _init(model, key, x):
-    return model.init(key, x)
-
-
-@functools.cache
-def _base_params_once():
-    return _init(TransformerLM(CFG), jax.random.key(0), TOKENS)["params"]
-
-
 def _base_params():
-    """The base model's params (initialized once; fresh containers for each caller, arrays shared)."""
-    return jax.tree.map(lambda x: x, _base_params_once())
+    return TransformerLM(CFG).init(jax.random.key(0), TOKENS)["params"]
 
 
 def _randomize_b(params, key):
@@ -67,7 +49,7 @@ def test_default_targets_are_dense_kernels_but_not_the_head():
 
 def test_lora_model_layout_init_and_peft_conventions():
     cfg = lora.LoRAConfig(rank=4, alpha=8)
-    params = _init(TransformerLM(CFG, dense=lora.lora_dense(cfg)), jax.random.key(0), TOKENS)["params"]
+    params = TransformerLM(CFG, dense=lora.lora_dense(cfg)).init(jax.random.key(0), TOKENS)["params"]
     mods = {"/".join(m) for m in lora._adapted_modules(params)}
     assert {m.split("/")[-1] for m in mods} == ADAPTED and "head" not in params or "lora_a" not in params["head"]
     q = params["block_0"]["attn"]["query"]
@@ -81,8 +63,8 @@ def test_lora_model_layout_init_and_peft_conventions():
     assert jax.tree.structure(added) == jax.tree.structure(jax.tree.map(lambda x: x, dict(params)))
     jax.tree.map(lambda a, b: np.testing.assert_equal(a.shape, b.shape), added, dict(params))
     # B = 0: the adapted model computes exactly the base model
-    base = _apply(TransformerLM(CFG), {"params": _base_params()})
-    lora_out = _apply(TransformerLM(CFG, dense=lora.lora_dense(cfg)), {"params": added})
+    base = TransformerLM(CFG).apply({"params": _base_params()}, TOKENS)
+    lora_out = TransformerLM(CFG, dense=lora.lora_dense(cfg)).apply({"params": added}, TOKENS)
     np.testing.assert_allclose(lora_out, base, atol=1e-6)
 
 
@@ -103,19 +85,18 @@ def test_dropout_only_on_the_adapter_input_and_only_with_a_dropout_rng():
     x = jax.random.normal(jax.random.key(5), (3, 8))
     p = layer.init(jax.random.key(6), x)["params"]
     base = x @ p["kernel"] + p["bias"]
-    dropped = jax.jit(lambda p, key: layer.apply({"params": p}, x, rngs={"dropout": key}))
     # B = 0: dropout cannot touch the base path
-    np.testing.assert_allclose(dropped(p, jax.random.key(7)), base, atol=1e-6)
+    np.testing.assert_allclose(layer.apply({"params": p}, x, rngs={"dropout": jax.random.key(7)}), base, atol=1e-6)
     p = {**p, "lora_b": jnp.ones((2, 6))}
     det = layer.apply({"params": p}, x)
     np.testing.assert_allclose(det, base + x @ p["lora_a"] @ p["lora_b"], rtol=1e-5, atol=1e-5)
-    drop = dropped(p, jax.random.key(7))
+    drop = layer.apply({"params": p}, x, rngs={"dropout": jax.random.key(7)})
     assert not np.allclose(drop, det) and np.isfinite(np.asarray(drop)).all()
     # Only the adapter path changed: with lora_b all ones the change is (dropped x - x)·A·1·s, the same
     # in every output column; and the same key gives the same mask.
     resid = np.asarray(drop - det)
     np.testing.assert_allclose(resid, np.repeat(resid[:, :1], 6, axis=1), atol=1e-5)
-    np.testing.assert_array_equal(drop, dropped(p, jax.random.key(7)))
+    np.testing.assert_array_equal(drop, layer.apply({"params": p}, x, rngs={"dropout": jax.random.key(7)}))
 
 
 def test_rank_larger_than_layer_is_an_error():
@@ -149,7 +130,7 @@ def test_optimizer_trains_only_adapters_and_keeps_no_state_for_frozen():
             assert not np.array_equal(a, b) or a.shape[0] <= 4  # every lora_b moved off zero
         else:
             np.testing.assert_array_equal(a, b)
-    assert float(jax.jit(loss)(new)) < float(jax.jit(loss)(params))
+    assert float(loss(new)) < float(loss(params))
     counts = lora.count_params(params)
     state_floats = sum(x.size for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.floating))
     assert state_floats == 2 * counts["adapter"]  # adam's mu and nu for adapters only
@@ -163,15 +144,14 @@ def test_optimizer_trains_only_adapters_and_keeps_no_state_for_frozen():
 def test_merge_unmerge_and_disable():
     cfg = lora.LoRAConfig(rank=4, alpha=8)
     params = _randomize_b(lora.add_adapters(jax.random.key(1), _base_params(), cfg), jax.random.key(2))
-    lora_model = TransformerLM(CFG, dense=lora.lora_dense(cfg))
-    lora_out = _apply(lora_model, {"params": params})
+    lora_out = TransformerLM(CFG, dense=lora.lora_dense(cfg)).apply({"params": params}, TOKENS)
     merged = lora.merge(params, cfg)
     assert not lora._adapted_modules(merged)
-    np.testing.assert_allclose(_apply(TransformerLM(CFG), {"params": merged}), lora_out, atol=2e-5)
+    np.testing.assert_allclose(TransformerLM(CFG).apply({"params": merged}, TOKENS), lora_out, atol=2e-5)
     back = lora.unmerge(merged, lora.adapter_params(params), cfg)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), back, dict(params))
-    off = _apply(lora_model, {"params": lora.disable_adapters(params)})
-    np.testing.assert_allclose(off, _apply(TransformerLM(CFG), {"params": _base_params()}), atol=1e-6)
+    off = TransformerLM(CFG, dense=lora.lora_dense(cfg)).apply({"params": lora.disable_adapters(params)}, TOKENS)
+    np.testing.assert_allclose(off, TransformerLM(CFG).apply({"params": _base_params()}, TOKENS), atol=1e-6)
     with pytest.raises(ValueError, match="no lora_a / lora_b"):
         lora.merge(_base_params(), cfg)
 
@@ -190,22 +170,22 @@ def test_qlora_model_equals_lora_on_the_dequantized_base_and_grads_reach_adapter
     assert "kernel" not in variables["params"]["block_0"]["attn"]["query"]
     assert "kernel" in variables["params"]["head"]  # the head stays dense and trainable
     model = TransformerLM(CFG, dense=lora.qlora_dense(cfg))
-    out = _apply(model, variables)
+    out = model.apply(variables, TOKENS)
     # reference: the LoRA model whose dense kernels are the dequantized NF4 weights
     dense = lora.dequantize_base(variables["params"], variables["quant"])
     np.testing.assert_array_equal(dense["block_0"]["mlp"]["fc1"]["kernel"], dequantize_4bit(
         variables["quant"]["block_0"]["mlp"]["fc1"]["kernel"]))
-    ref = _apply(TransformerLM(CFG, dense=lora.lora_dense(cfg)), {"params": dense})
+    ref = TransformerLM(CFG, dense=lora.lora_dense(cfg)).apply({"params": dense}, TOKENS)
     np.testing.assert_allclose(out, ref, atol=1e-4)
 
     def loss(p):
         return jnp.mean(model.apply({"params": p, "quant": variables["quant"]}, TOKENS) ** 2)
 
-    g = jax.jit(jax.grad(loss))(variables["params"])
+    g = jax.grad(loss)(variables["params"])
     ga = g["block_0"]["mlp"]["fc1"]
     assert float(jnp.abs(ga["lora_a"]).sum()) > 0 and float(jnp.abs(ga["lora_b"]).sum()) > 0
     # a model built directly with qlora_dense inits the same layout
-    fresh = _init(model, jax.random.key(0), TOKENS)
+    fresh = model.init(jax.random.key(0), TOKENS)
     assert jax.tree.structure(fresh["params"]) == jax.tree.structure(variables["params"])
     assert isinstance(fresh["quant"]["block_0"]["mlp"]["fc2"]["kernel"], NF4Tensor)
 
@@ -234,9 +214,9 @@ def test_merge_into_nf4_reports_the_rounding_it_adds():
         shape = lora._get(quant, name.split("/"))["kernel"].shape
         node = lora._get(zero, name.split("/"))
         node["lora_a"], node["lora_b"] = jnp.zeros((shape[0], 4)), jnp.zeros((4, shape[1]))
-    before = _apply(model, variables)
-    merged_out = _apply(model, {"params": zero, "quant": quant})
-    base_out = _apply(model, {"params": lora.disable_adapters(variables["params"]), "quant": variables["quant"]})
+    before = model.apply(variables, TOKENS)
+    merged_out = model.apply({"params": zero, "quant": quant}, TOKENS)
+    base_out = model.apply({"params": lora.disable_adapters(variables["params"]), "quant": variables["quant"]}, TOKENS)
     assert float(jnp.abs(merged_out - before).mean()) < 0.5 * float(jnp.abs(base_out - before).mean())
 
 
