@@ -27,14 +27,18 @@ NUM_DRAWS = 4000
 FAST = dict(compiler_options=FAST_COMPILER_OPTIONS)
 
 
+# The models are cached, so they are built with concrete arrays even when first asked for inside a
+# jitted function (a cached model holding that trace's tracers would break every later test).
 @functools.lru_cache(maxsize=None)
 def binary_model():
-    return D.ising((2, 4), inverse_temperature=0.35, key=jax.random.key(3))
+    with jax.ensure_compile_time_eval():
+        return D.ising((2, 4), inverse_temperature=0.35, key=jax.random.key(3))
 
 
 @functools.lru_cache(maxsize=None)
 def categorical_model():
-    return D.potts((2, 2), num_colors=3, inverse_temperature=0.6, key=jax.random.key(4))
+    with jax.ensure_compile_time_eval():
+        return D.potts((2, 2), num_colors=3, inverse_temperature=0.6, key=jax.random.key(4))
 
 
 @functools.lru_cache(maxsize=None)
