@@ -2,7 +2,8 @@
 
 Run:
   nips23jax reproduce sharpness --quick   # a few minutes on 2 CPU cores
-  nips23jax reproduce sharpness           # the paper's epoch counts (8001 s on one core of a busy 2-core CPU)
+  nips23jax reproduce sharpness           # the paper's epoch counts (8001 s on one core of a busy 2-core CPU,
+                                          # measured before 1fc939f, which halved the quick run's CPU)
 
 Data: x uniform on {±1}^30, y = x1·x2, 100 training points; two-layer ReLU networks of width 500,
 mean squared error; full-batch gradient descent with weight decay vs 1-SAM (SAM with a separate
