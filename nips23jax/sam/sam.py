@@ -136,9 +136,10 @@ def _m_sharpness_grad(grad_fn, params, batch, m, rho, adaptive, eta, where, chun
     return jax.tree.map(lambda a: (a / num).astype(a.dtype), total)
 
 
-def _check_chunk_size(where: str, chunk_size: int | None) -> None:
-    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"{where}: chunk_size must be a positive int or None, got {chunk_size!r}")
+def _check_count(where: str, name: str, value: int | None) -> None:
+    """``value`` (the argument ``name`` of ``where``) is None or a positive int, else a ValueError."""
+    if value is not None and (not isinstance(value, int) or value < 1):
+        raise ValueError(f"{where}: {name} must be a positive int or None, got {value!r}")
 
 
 class SAMState(NamedTuple):
@@ -190,9 +191,8 @@ def sam(
       An ``optax.GradientTransformationExtraArgs`` with state :class:`SAMState`.
     """
     _check_rho_eta("sam", 0.0 if callable(rho) else rho, eta)
-    _check_chunk_size("sam", chunk_size)
-    if m_sharpness is not None and (not isinstance(m_sharpness, int) or m_sharpness < 1):
-        raise ValueError(f"sam: m_sharpness must be a positive int or None, got {m_sharpness!r}")
+    _check_count("sam", "chunk_size", chunk_size)
+    _check_count("sam", "m_sharpness", m_sharpness)
     base = optax.with_extra_args_support(base_optimizer)
 
     def init_fn(params):
@@ -240,9 +240,8 @@ def sam_gradient(
       ``(loss at w, SAM gradient)``; the gradient has the structure of ``params``.
     """
     _check_rho_eta("sam_gradient", rho, eta)
-    _check_chunk_size("sam_gradient", chunk_size)
-    if m_sharpness is not None and (not isinstance(m_sharpness, int) or m_sharpness < 1):
-        raise ValueError(f"sam_gradient: m_sharpness must be a positive int or None, got {m_sharpness!r}")
+    _check_count("sam_gradient", "chunk_size", chunk_size)
+    _check_count("sam_gradient", "m_sharpness", m_sharpness)
     try:
         hash(loss_fn)
     except TypeError:  # an unhashable callable cannot key the compiled program: run it traced inline
