@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "benchmark": ("Row", "Timing", "benchmark_parser", "compare", "format_table", "time_fn"),
     "checkpoint": ("CheckpointError", "Checkpointer"),
-    "compile": ("FAST_COMPILER_OPTIONS", "compile_fast", "compiled_on_first_call"),
+    "compile": ("FAST_COMPILER_OPTIONS", "SMALL_WORK", "compile_fast", "compiled_on_first_call", "dual_jit",
+                "jit_per_function"),
     "config": ("ConfigError", "apply_overrides", "config_fingerprint", "load_config"),
     "sharding": ("batch_sharding", "make_mesh", "param_shardings", "replicated", "shard_batch", "sharded_jit"),
     "train": ("FitResult", "MetricsLog", "TrainState", "as_key", "fit", "global_norm", "make_eval_step",
@@ -51,8 +52,11 @@ if TYPE_CHECKING:  # the same names, spelled out for type checkers and IDEs
     from nips23jax.core.checkpoint import CheckpointError as CheckpointError
     from nips23jax.core.checkpoint import Checkpointer as Checkpointer
     from nips23jax.core.compile import FAST_COMPILER_OPTIONS as FAST_COMPILER_OPTIONS
+    from nips23jax.core.compile import SMALL_WORK as SMALL_WORK
     from nips23jax.core.compile import compile_fast as compile_fast
     from nips23jax.core.compile import compiled_on_first_call as compiled_on_first_call
+    from nips23jax.core.compile import dual_jit as dual_jit
+    from nips23jax.core.compile import jit_per_function as jit_per_function
     from nips23jax.core.config import ConfigError as ConfigError
     from nips23jax.core.config import apply_overrides as apply_overrides
     from nips23jax.core.config import config_fingerprint as config_fingerprint

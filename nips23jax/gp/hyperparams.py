@@ -16,7 +16,7 @@ import optax
 from jax.typing import ArrayLike
 
 from nips23jax.core.train import as_key
-from nips23jax.gp._jit import dual
+from nips23jax.core.compile import dual
 from nips23jax.gp.kernels import Kernel, Params, check_params, get_kernel
 
 __all__ = ["fit_hyperparameters", "log_marginal_likelihood"]

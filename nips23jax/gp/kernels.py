@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from nips23jax.gp._jit import dual
+from nips23jax.core.compile import dual
 
 PyTree = Any
 Params = dict

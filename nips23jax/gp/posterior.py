@@ -22,11 +22,11 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from nips23jax.core.train import as_key
-from nips23jax.gp._jit import dual
+from nips23jax.core.compile import dual
 from nips23jax.gp import solvers as _solvers
 from nips23jax.gp.kernels import Kernel, Params, _kernel_matvec_impl, check_params, default_block_size, get_kernel
 from nips23jax.gp.kernels import kernel_matvec, matern32, warn_duplicates_zero_noise
-from nips23jax.gp.rff import PriorSampleFn, _draw_prior
+from nips23jax.gp.rff import PRIOR_BLOCK_ROWS, PriorSampleFn, _draw_prior
 
 __all__ = ["GPPosterior", "SOLVERS", "posterior"]
 
@@ -128,8 +128,7 @@ class GPPosterior:
             return _predict_mc_impl.at(work)(self.kernel, self._block(), bool(include_noise), self.params,
                                              self.centers, self.mean_weights, self.sample_weights, self.prior_fn, x)
         mu = self.mean(x)
-        var = jnp.maximum(jnp.mean(jnp.square(self.sample(None, x) - mu[None]), 0), 0.0)
-        return mu, (var + self.params["noise_variance"] if include_noise else var)
+        return mu, _variance(self.sample(None, x), mu, self.params, include_noise)
 
 
 @dual(static_argnums=(0, 1, 2))
@@ -151,8 +150,13 @@ def _predict_exact_impl(kernel, bs, include_noise, params, centers, mean_weights
 def _predict_mc_impl(kernel, bs, include_noise, params, centers, mean_weights, sample_weights, prior_fn, x):
     mu = _kernel_matvec_impl(kernel, bs, params, x, centers, mean_weights)
     samples = _samples_impl(kernel, bs, sample_weights.shape[1], params, centers, sample_weights, prior_fn, x)
-    var = jnp.maximum(jnp.mean(jnp.square(samples - mu[None]), 0), 0.0)
-    return mu, (var + params["noise_variance"] if include_noise else var)
+    return mu, _variance(samples, mu, params, include_noise)
+
+
+def _variance(samples, mu, params, include_noise):
+    """Monte Carlo variance ``(n,)`` of samples ``(S, n)`` around the mean ``(n,)``, plus ``σ²`` if asked."""
+    var = jnp.mean(jnp.square(samples - mu[None]), 0)
+    return var + params["noise_variance"] if include_noise else var
 
 
 @dual(static_argnums=(0, 1, 2))
@@ -171,7 +175,7 @@ def _pathwise_rhs(kernel, num_samples, num_features, key, params, x, y):
     if num_samples == 0:
         return None, targets, None, k_solver
     feats, weights = _draw_prior(k_prior, kernel, num_samples, num_features, d)
-    f0 = PriorSampleFn(feats, weights, params, d, 4096)(x).T  # (n, S)
+    f0 = PriorSampleFn(feats, weights, params, d, PRIOR_BLOCK_ROWS)(x).T  # (n, S)
     eps = jnp.sqrt(params["noise_variance"]) * jax.random.normal(k_noise, (n, num_samples), dtype)
     targets = jnp.concatenate([targets, f0], 1)
     shifts = jnp.concatenate([jnp.zeros((n, 1), dtype), eps], 1)
@@ -277,7 +281,7 @@ def posterior(
     work = n * (num_samples * num_features * (d + 2) + 1)
     prior, targets, shifts, k_solver = _pathwise_rhs.at(work)(kernel, int(num_samples), int(num_features), key,
                                                               params, x, y)
-    prior_fn = None if prior is None else PriorSampleFn(*prior, params, d, 4096)
+    prior_fn = None if prior is None else PriorSampleFn(*prior, params, d, PRIOR_BLOCK_ROWS)
 
     opts = dict(solver_options)
     s = targets.shape[1]

@@ -20,10 +20,13 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from nips23jax.core.train import as_key
-from nips23jax.gp._jit import dual
+from nips23jax.core.compile import dual
 from nips23jax.gp.kernels import Kernel, Params, check_params, get_kernel
 
 __all__ = ["PriorSampleFn", "RandomFeatures", "prior_sample_fn", "random_features", "rff_features"]
+
+# Rows of x a prior sample evaluates at once (memory ``S · PRIOR_BLOCK_ROWS · M`` floats).
+PRIOR_BLOCK_ROWS = 4096
 
 
 class RandomFeatures(NamedTuple):
@@ -100,7 +103,7 @@ def prior_sample_fn(
     num_features: int = 2000,
     *,
     dim: int | None = None,
-    block_size: int = 4096,
+    block_size: int = PRIOR_BLOCK_ROWS,
 ) -> PriorSampleFn:
     """Approximate GP prior samples ``f₀⁽ⁱ⁾(·) = Φ⁽ⁱ⁾(·) w⁽ⁱ⁾`` as one function, vmapped over samples.
 

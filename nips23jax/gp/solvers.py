@@ -30,7 +30,7 @@ import optax
 from jax.typing import ArrayLike
 
 from nips23jax.core.train import as_key
-from nips23jax.gp._jit import dual
+from nips23jax.core.compile import dual
 from nips23jax.gp.kernels import Kernel, Params, default_block_size, kernel_matvec
 from nips23jax.gp.rff import random_features, rff_features
 

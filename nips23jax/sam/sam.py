@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from nips23jax.core.compile import jit_per_function
 from nips23jax.core.train import global_norm
 
 PyTree = Any
@@ -242,10 +243,6 @@ def sam_gradient(
     _check_rho_eta("sam_gradient", rho, eta)
     _check_count("sam_gradient", "chunk_size", chunk_size)
     _check_count("sam_gradient", "m_sharpness", m_sharpness)
-    try:
-        hash(loss_fn)
-    except TypeError:  # an unhashable callable cannot key the compiled program: run it traced inline
-        return _sam_gradient(loss_fn, params, batch, rho, adaptive, eta, m_sharpness, chunk_size)
     return _sam_gradient_jit(loss_fn, params, batch, rho, adaptive, eta, m_sharpness, chunk_size)
 
 
@@ -259,4 +256,4 @@ def _sam_gradient(loss_fn, params, batch, rho, adaptive, eta, m_sharpness, chunk
 
 # One compiled program per (loss_fn, options, shapes): called eagerly, sam_gradient would otherwise
 # dispatch (and compile) every primitive separately.
-_sam_gradient_jit = jax.jit(_sam_gradient, static_argnums=(0, 4, 6, 7))
+_sam_gradient_jit = jit_per_function(_sam_gradient, (0, 4, 6, 7))

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from nips23jax.core.compile import jit_per_function
 from nips23jax.core.train import as_key
 
 PyTree = Any
@@ -30,18 +31,6 @@ __all__ = [
     "interpolation_hessian_trace",
     "top_hessian_eigenvalue",
 ]
-
-
-def _compiled(impl: Callable, fn: Callable, *args, static: tuple = ()):
-    """``impl(fn, *args)`` as one compiled program keyed on ``fn`` (and the ``static`` args), so
-    that an eager call compiles once per function and shapes instead of once per primitive. An
-    unhashable ``fn`` cannot key a cache: it runs traced inline (op by op when eager)."""
-    try:
-        hash(fn)
-        hash(static)
-    except TypeError:
-        return impl(fn, *static, *args)
-    return _JITTED[impl](fn, *static, *args)
 
 
 def hvp(loss_fn: LossFn, params: PyTree, batch: PyTree, v: PyTree) -> PyTree:
@@ -58,7 +47,7 @@ def hvp(loss_fn: LossFn, params: PyTree, batch: PyTree, v: PyTree) -> PyTree:
     """
     if jax.tree.structure(v) != jax.tree.structure(params):
         raise ValueError(f"hvp: v has structure {jax.tree.structure(v)}, expected that of params")
-    return _compiled(_hvp, loss_fn, params, batch, v)
+    return _HVP(loss_fn, params, batch, v)
 
 
 def _hvp(loss_fn, params, batch, v):
@@ -109,12 +98,12 @@ def hessian_trace(
     if method == "exact":
         if chunk_size < 1:
             raise ValueError(f"hessian_trace: chunk_size must be >= 1, got {chunk_size}")
-        return _compiled(_exact_trace, loss_fn, params, batch, static=(chunk_size,))
+        return _EXACT_TRACE(loss_fn, chunk_size, params, batch)
     if key is None:
         raise ValueError("hessian_trace: method='hutchinson' needs key=")
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"hessian_trace: num_samples must be an int >= 1, got {num_samples!r}")
-    return _compiled(_hutchinson_trace, loss_fn, params, batch, as_key(key), static=(num_samples, chunk_size))
+    return _HUTCHINSON_TRACE(loss_fn, num_samples, chunk_size, params, batch, as_key(key))
 
 
 def _exact_trace(loss_fn, chunk_size, params, batch):
@@ -167,7 +156,7 @@ def top_hessian_eigenvalue(
     """
     if max_iters < 1:
         raise ValueError(f"top_hessian_eigenvalue: max_iters must be >= 1, got {max_iters}")
-    return _compiled(_top_eigen, loss_fn, params, batch, as_key(key), tol, static=(max_iters,))
+    return _TOP_EIGEN(loss_fn, max_iters, params, batch, as_key(key), tol)
 
 
 def _top_eigen(loss_fn, max_iters, params, batch, key, tol):
@@ -207,7 +196,7 @@ def interpolation_hessian_trace(model_fn: Callable[[PyTree, jax.Array], jax.Arra
     Returns:
       Scalar.
     """
-    return _compiled(_interpolation_trace, model_fn, params, xs)
+    return _INTERPOLATION_TRACE(model_fn, params, xs)
 
 
 def _interpolation_trace(model_fn, params, xs):
@@ -216,12 +205,10 @@ def _interpolation_trace(model_fn, params, xs):
     return 2.0 * sq / xs.shape[0]
 
 
-# The compiled programs behind the public functions: the function argument and the ints before
-# the arrays are static (``_compiled`` passes them first).
-_JITTED = {
-    _hvp: jax.jit(_hvp, static_argnums=0),
-    _exact_trace: jax.jit(_exact_trace, static_argnums=(0, 1)),
-    _hutchinson_trace: jax.jit(_hutchinson_trace, static_argnums=(0, 1, 2)),
-    _top_eigen: jax.jit(_top_eigen, static_argnums=(0, 1)),
-    _interpolation_trace: jax.jit(_interpolation_trace, static_argnums=0),
-}
+# The compiled programs behind the public functions, one per (function, static ints, shapes): called
+# eagerly, these would otherwise dispatch (and compile) every primitive separately.
+_HVP = jit_per_function(_hvp, 0)
+_EXACT_TRACE = jit_per_function(_exact_trace, (0, 1))
+_HUTCHINSON_TRACE = jit_per_function(_hutchinson_trace, (0, 1, 2))
+_TOP_EIGEN = jit_per_function(_top_eigen, (0, 1))
+_INTERPOLATION_TRACE = jit_per_function(_interpolation_trace, 0)

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from nips23jax.core.compile import FAST_COMPILER_OPTIONS
+from nips23jax.core.compile import dual_jit
 from nips23jax.core.train import as_key
 
 __all__ = [
@@ -131,10 +131,9 @@ def _ols(x: jax.Array, y: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array
 def _bootstrap_lines(key: jax.Array, x: jax.Array, y: jax.Array, num_bootstrap: int) -> tuple[jax.Array, jax.Array]:
     """Slopes and intercepts ``(B,)`` of OLS refits on models resampled with replacement (vmapped).
 
-    One compiled program; on a CPU compiled at XLA's fastest level (it runs once, on a few models,
-    and compiling dominates its cost)."""
-    fast = jax.default_backend() == "cpu"
-    return (_BOOTSTRAP_LINES_FAST if fast else _BOOTSTRAP_LINES)(key, x, y, num_bootstrap)
+    One compiled program; on a CPU compiled at XLA's fastest level unless the work is large (it runs
+    once, on a few models, and compiling dominates its cost)."""
+    return _BOOTSTRAP_LINES.at(num_bootstrap * x.shape[0] ** 2)(key, x, y, num_bootstrap)
 
 
 def _bootstrap_lines_impl(key, x, y, num_bootstrap):
@@ -145,8 +144,7 @@ def _bootstrap_lines_impl(key, x, y, num_bootstrap):
     return slopes, intercepts
 
 
-_BOOTSTRAP_LINES = jax.jit(_bootstrap_lines_impl, static_argnums=3)
-_BOOTSTRAP_LINES_FAST = jax.jit(_bootstrap_lines_impl, static_argnums=3, compiler_options=FAST_COMPILER_OPTIONS)
+_BOOTSTRAP_LINES = dual_jit(_bootstrap_lines_impl, static_argnums=3)
 
 
 def _check_acc(name: str, acc: ArrayLike) -> np.ndarray:

@@ -1,10 +1,10 @@
-"""gp._jit.dual_jit: the level-0 compilation of small one-off programs agrees with the default one."""
+"""core.compile.dual_jit: the level-0 compilation of small one-off programs agrees with the default one."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nips23jax.gp._jit import SMALL_WORK, dual_jit
+from nips23jax.core import SMALL_WORK, dual_jit
 
 
 def test_fast_and_default_compilations_agree_and_nest_inside_jit():
