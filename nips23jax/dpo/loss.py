@@ -91,13 +91,29 @@ def _one_loss(loss_type, beta, eps, c, r, pc, pr, rc, rr, len_c, len_r, discopop
     raise AssertionError(loss_type)
 
 
+def _check_beta(where: str, beta):
+    """``beta`` as given (a number) or as a scalar float array; raises unless it is > 0 where concrete."""
+    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.ndarray, np.generic, jax.Array)):
+        raise ValueError(f"{where}: beta must be a number > 0, got {beta!r}")
+    if isinstance(beta, (int, float)):
+        if not (np.isfinite(beta) and beta > 0):
+            raise ValueError(f"{where}: beta must be a number > 0, got {beta!r}")
+        return beta
+    if np.ndim(beta) != 0 or not jnp.issubdtype(jnp.result_type(beta), jnp.floating):
+        raise ValueError(f"{where}: beta must be a number > 0 or a scalar float array, got shape {np.shape(beta)} "
+                         f"and dtype {jnp.result_type(beta)}")
+    if _is_concrete(beta) and not (np.isfinite(float(beta)) and float(beta) > 0):
+        raise ValueError(f"{where}: beta must be > 0, got {float(beta)!r}")
+    return jnp.asarray(beta)
+
+
 def dpo_loss(
     policy_chosen_logps: jax.Array,
     policy_rejected_logps: jax.Array,
     ref_chosen_logps: jax.Array,
     ref_rejected_logps: jax.Array,
     *,
-    beta: float = 0.1,
+    beta: float | jax.Array = 0.1,
     loss_type: str | Sequence[str] = "sigmoid",
     loss_weights: Sequence[float] | None = None,
     label_smoothing: float = 0.0,
@@ -113,7 +129,8 @@ def dpo_loss(
       policy_rejected_logps: ``(B,)`` same for the rejected completions.
       ref_chosen_logps, ref_rejected_logps: ``(B,)`` under the reference model (ignored, i.e.
         taken as 0, with ``reference_free=True``).
-      beta: ``β > 0``; the KL strength (for IPO the regularization ``τ``).
+      beta: ``β > 0``; the KL strength (for IPO the regularization ``τ``). A number, or a scalar
+        array (a traced one, e.g. a per-step β inside ``jit``, is not checked).
       loss_type: one of :data:`LOSS_TYPES`, or a sequence of them combined with ``loss_weights``.
       loss_weights: one weight per loss type (default 1 each); the result is ``Σ_k w_k loss_k``.
       label_smoothing: ``ε ∈ [0, 0.5)``: the assumed preference-flip rate (conservative DPO for
@@ -140,8 +157,7 @@ def dpo_loss(
     weights = (1.0,) * len(types) if loss_weights is None else tuple(loss_weights)
     if len(weights) != len(types):
         raise ValueError(f"dpo_loss: loss_weights has {len(weights)} entries for {len(types)} loss types")
-    if not (isinstance(beta, (int, float)) and beta > 0):
-        raise ValueError(f"dpo_loss: beta must be a number > 0, got {beta!r}")
+    beta = _check_beta("dpo_loss", beta)
     if not 0.0 <= label_smoothing < 0.5:
         raise ValueError(f"dpo_loss: label_smoothing must be in [0, 0.5), got {label_smoothing!r}")
     if "exo_pair" in types and label_smoothing == 0.0:

@@ -86,7 +86,9 @@ def make_dpo_loss_fn(
     Args:
       apply_fn: ``apply_fn(params, ids, mask) -> logits`` of the policy (and reference).
       beta, loss_type, loss_weights, label_smoothing, reference_free: as in :func:`~nips23jax.dpo.dpo_loss`.
-        ``ipo`` and ``sigmoid_norm`` get the completion lengths (labels != ``ignore_index``).
+        ``ipo`` and ``sigmoid_norm`` get the completion lengths (labels != ``ignore_index``). A batch
+        entry ``"beta"`` (a scalar) replaces ``beta`` for that batch: a β schedule or a β sweep then
+        shares one compiled training step.
       reference_fn: derives the reference parameters from the policy's (under ``stop_gradient``),
         e.g. ``lora.disable_adapters`` for a LoRA policy; the batch then needs no reference entries.
       pad_id: token used to right-pad chosen and rejected to a common length.
@@ -134,7 +136,8 @@ def make_dpo_loss_fn(
             "rejected_lengths": jnp.maximum((rejected_labels != ignore_index).sum(-1), 1),
         }
         losses, chosen_rewards, rejected_rewards = dpo_loss(
-            pc, pr, jax.lax.stop_gradient(rc), jax.lax.stop_gradient(rr), beta=beta, loss_type=loss_type,
+            pc, pr, jax.lax.stop_gradient(rc), jax.lax.stop_gradient(rr), beta=batch.get("beta", beta),
+            loss_type=loss_type,
             loss_weights=loss_weights, label_smoothing=label_smoothing, **lengths,
         )
         metrics = dpo_metrics(jax.lax.stop_gradient(chosen_rewards), jax.lax.stop_gradient(rejected_rewards))

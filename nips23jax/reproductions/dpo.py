@@ -198,11 +198,14 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     dpo_points = []
     h_ids = (heldout_pairs["chosen_ids"], heldout_pairs["rejected_ids"])
     differs = r_chosen != r_rejected
+    # One compiled step serves every beta: each batch carries its beta.
+    opt = optax.adam(config.dpo.lr)
+    step = make_train_step(make_dpo_loss_fn(apply_fn, loss_type=config.dpo.loss_type), opt)
     for beta in config.dpo.betas:
-        opt = optax.adam(config.dpo.lr)
-        step = make_train_step(make_dpo_loss_fn(apply_fn, beta=beta, loss_type=config.dpo.loss_type), opt)
-        out = fit(TrainState.create(frozen_reference(sft_params), opt), step,
-                  functools.partial(pair_batch, size=config.dpo.batch_size), num_steps=config.dpo.num_steps,
+        def beta_batch(t, beta=np.float32(beta)):
+            return {**pair_batch(t, config.dpo.batch_size), "beta": beta}
+
+        out = fit(TrainState.create(frozen_reference(sft_params), opt), step, beta_batch, num_steps=config.dpo.num_steps,
                   workdir=workdir / f"dpo_beta{beta:g}", checkpoint_every=max(config.dpo.num_steps // 2, 1),
                   keep_checkpoints=1, fingerprint=fp, log_every=max(config.dpo.num_steps // 20, 1),
                   progress=progress, desc=f"dpo beta={beta:g}")

@@ -168,6 +168,10 @@ def test_jit_and_dtypes():
         (dict(loss_type=("sigmoid", "ipo"), loss_weights=(1.0,)), "loss_weights has 1 entries for 2"),
         (dict(beta=0.0), "beta must be a number > 0"),
         (dict(beta=-1), "beta must be a number > 0"),
+        (dict(beta=float("nan")), "beta must be a number > 0"),
+        (dict(beta="0.1"), "beta must be a number > 0"),
+        (dict(beta=np.float32(0.0)), "beta must be > 0, got 0.0"),
+        (dict(beta=np.ones(2)), r"scalar float array, got shape \(2,\)"),
         (dict(label_smoothing=0.5), r"label_smoothing must be in \[0, 0.5\)"),
         (dict(label_smoothing=-0.1), "label_smoothing"),
         (dict(loss_type="exo_pair"), "needs label_smoothing > 0"),
@@ -180,6 +184,18 @@ def test_bad_input(kwargs, match):
     x = np.array([-1.0, -2.0, -3.0])
     with pytest.raises(ValueError, match=match):
         dpo_loss(x, x, x, x, **kwargs)
+
+
+@pytest.mark.parametrize("loss_type", ["sigmoid", "ipo", "hinge"])
+def test_beta_as_an_array_and_traced_equals_the_number(loss_type):
+    pc, pr, rc, rr, _, _ = _random_batch(3)
+    want = dpo_loss(pc, pr, rc, rr, beta=0.7, loss_type=loss_type)
+    got = dpo_loss(pc, pr, rc, rr, beta=np.float64(0.7), loss_type=loss_type)
+    traced = jax.jit(lambda b: dpo_loss(pc, pr, rc, rr, beta=b, loss_type=loss_type))(jnp.asarray(0.7))
+    for g, t, w in zip(got, traced, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+        np.testing.assert_allclose(t, w, rtol=1e-12)
+    np.testing.assert_allclose(want[0], _numpy_loss(loss_type, 0.7, 0.0, pc, pr, rc, rr), rtol=1e-12)
 
 
 def test_mismatched_shapes():

@@ -91,6 +91,19 @@ def test_policy_equal_to_reference_gives_log2_and_zero_rewards(lm):
     np.testing.assert_allclose(loss2, loss, rtol=1e-6)
 
 
+def test_batch_beta_replaces_the_option_in_one_compiled_loss(lm):
+    model, params = lm
+    pairs = {**_pairs(seed=2), "ref_params": jax.tree.map(lambda p: p * 0.9, params)}
+    per_batch = jax.jit(make_dpo_loss_fn(LMApply(model), beta=123.0))
+    for beta in (0.1, 2.0):
+        want, want_m = jax.jit(make_dpo_loss_fn(LMApply(model), beta=beta))(params, pairs, None)
+        got, got_m = per_batch(params, {**pairs, "beta": np.float32(beta)}, None)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        np.testing.assert_allclose(got_m["rewards/margins"], want_m["rewards/margins"], rtol=1e-6)
+    assert per_batch._cache_size() == 1  # both betas ran the one compiled program
+    assert not np.isclose(float(want), float(per_batch(params, pairs, None)[0]))  # no entry: the option's 123
+
+
 @pytest.mark.parametrize("loss_type", ["sigmoid", "ipo"])
 def test_dpo_training_prefers_chosen_and_checkpoints(lm, tmp_path, loss_type):
     model, sft_params = lm
