@@ -51,11 +51,25 @@ _R2_FLOOR = 1e-36  # keeps sqrt differentiable at r = 0 (its gradient there is s
 
 
 def _scaled_sq_dist(x1: jax.Array, x2: jax.Array, lengthscale: jax.Array) -> jax.Array:
-    """``‖(x1_i − x2_j)/ℓ‖²`` as an ``(n1, n2)`` matrix, via ``|a|² + |b|² − 2 a·b`` (clamped at 0)."""
-    a = x1 / lengthscale
-    b = x2 / lengthscale
+    """``‖(x1_i − x2_j)/ℓ‖²`` as an ``(n1, n2)`` matrix, via ``|a|² + |b|² − 2 a·b`` (clamped at 0).
+
+    Both inputs are first shifted by the mean of ``x2`` (distances do not change): the expansion
+    cancels ``|a|²`` against ``2 a·b``, so inputs far from the origin relative to their spread (years,
+    timestamps) would lose every digit of the distance in float32. The shift depends on ``x2`` only,
+    so the blocks of ``x1`` that :func:`kernel_matvec` takes all share it."""
+    centre = jnp.mean(x2, 0)
+    a = (x1 - centre) / lengthscale
+    b = (x2 - centre) / lengthscale
     sq = jnp.sum(a * a, -1)[:, None] + jnp.sum(b * b, -1)[None, :] - 2.0 * (a @ b.T)
     return jnp.maximum(sq, 0.0)
+
+
+def _float_inputs(x1: jax.Array, x2: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Integer or boolean inputs as the default float dtype (a lengthscale cast to int would be 0)."""
+    dtype = jnp.result_type(x1, x2)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.result_type(float)
+    return x1.astype(dtype), x2.astype(dtype)
 
 
 def _profile(name: str, r2: jax.Array) -> jax.Array:
@@ -93,6 +107,7 @@ class Kernel:
         One compiled program per kernel and shapes (called eagerly it is not dispatched op by op).
         """
         x1, x2 = jnp.asarray(x1), jnp.asarray(x2)
+        _check_kernel_args(self.name, params, x1, x2)
         return _kernel_matrix_impl.at(x1.shape[0] * x2.shape[0])(self, params, x1, x2)
 
     def diag(self, params: Params, x: ArrayLike) -> jax.Array:
@@ -118,6 +133,15 @@ class Kernel:
         return _spectral_frequencies_impl.at(work)(self, key, shape, dtype)
 
 
+def _check_kernel_args(where: str, params: Params, x1: jax.Array, x2: jax.Array) -> None:
+    """Inputs ``(n1, d)``, ``(n2, d)``; lengthscale and signal variance finite and > 0 (when concrete)."""
+    if x1.ndim != 2 or x2.ndim != 2 or x1.shape[1] != x2.shape[1]:
+        raise ValueError(f"{where}: inputs must have shapes (n1, d) and (n2, d), got {x1.shape} and {x2.shape}")
+    if not isinstance(params, dict) or not {"lengthscale", "signal_variance"} <= set(params):
+        raise ValueError(f"{where}: params must be a dict with lengthscale and signal_variance, got {params!r}")
+    check_params({"noise_variance": 0.0, **params}, x1.shape[1], where=f"{where}: params")
+
+
 @dual(static_argnums=(0, 2, 3))
 def _spectral_frequencies_impl(kernel: Kernel, key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
     kz, ku = jax.random.split(key)
@@ -135,6 +159,7 @@ def _spectral_frequencies_impl(kernel: Kernel, key: jax.Array, shape: tuple[int,
 
 @dual(static_argnums=0)
 def _kernel_matrix_impl(kernel: Kernel, params: Params, x1: jax.Array, x2: jax.Array) -> jax.Array:
+    x1, x2 = _float_inputs(x1, x2)
     ls = jnp.asarray(params["lengthscale"], x1.dtype)
     r2 = _scaled_sq_dist(x1, x2, ls)
     return jnp.asarray(params["signal_variance"], x1.dtype) * _profile(kernel.name, r2)
@@ -231,6 +256,9 @@ def kernel_matvec(
       ``(n1,)`` or ``(n1, s)``.
     """
     x1, x2, v = jnp.asarray(x1), jnp.asarray(x2), jnp.asarray(v)
+    _check_kernel_args("kernel_matvec", params, x1, x2)
+    if v.shape[:1] != x2.shape[:1] or v.ndim > 2:
+        raise ValueError(f"kernel_matvec: v must have shape ({x2.shape[0]},) or ({x2.shape[0]}, s), got {v.shape}")
     bs = default_block_size(x2.shape[0]) if block_size is None else int(block_size)
     if bs < 1:
         raise ValueError(f"kernel_matvec: block_size must be >= 1, got {block_size}")

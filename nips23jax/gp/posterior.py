@@ -227,13 +227,16 @@ def posterior(
       num_samples: ``S`` posterior samples drawn alongside the mean.
       num_features: random Fourier features per prior sample (the paper: 2000).
       jitter: the noise used when ``noise_variance`` is 0 and ``x_train`` has duplicate rows (warns).
-      block_size: rows per kernel block when evaluating the posterior at new inputs.
+      block_size: rows per kernel block, in the solver (``cg`` when it recomputes blocks, ``inducing``)
+        and when evaluating the posterior at new inputs; ``None`` for each one's default.
       **solver_options: passed to the solver. ``cg``: ``tol`` (mean, default 1e-2), ``sample_tol``
         (default 1e-3), ``max_iters``, ``preconditioner_rank``, ``max_matrix_bytes``, ``monitor``. ``sgd``:
         ``learning_rate`` (mean, 0.5), ``sample_learning_rate`` (0.1), ``num_steps``, ``batch_size``,
         ``momentum``, ``num_features`` → pass as ``sgd_num_features``, ``averaging``, ``grad_clip``,
-        ``callback``, ``callback_every``, ``row_block``. ``inducing``: ``num_inducing``, ``inducing_points``.
-        ``cholesky``: ``jitter``.
+        ``callback``, ``callback_every``, ``row_block``. ``inducing``: ``num_inducing``, ``inducing_points``,
+        ``solver_jitter`` (relative diagonal jitter of the M × M solve, default 1e-6). ``cholesky``:
+        ``solver_jitter`` (extra diagonal, default 0; the factorization raises if ``K + σ²I`` is not
+        positive definite in the input dtype, as at σ² = 1e-6 in float32).
 
     Returns:
       A :class:`GPPosterior`.
@@ -264,8 +267,10 @@ def posterior(
         raise ValueError(f"posterior: num_samples must be an int >= 0, got {num_samples!r}")
     if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features < 1:
         raise ValueError(f"posterior: num_features must be an int >= 1, got {num_features!r}")
-    if key is None and (num_samples > 0 or solver in ("sgd", "inducing")) and "inducing_points" not in solver_options:
-        raise ValueError(f"posterior: key is required for samples and for solver {solver!r}")
+    if key is None and (num_samples > 0 or solver == "sgd"
+                        or (solver == "inducing" and "inducing_points" not in solver_options)):
+        raise ValueError(f"posterior: key is required for samples (num_samples={num_samples}) and for solver "
+                         f"{solver!r}" + (" without inducing_points" if solver == "inducing" else ""))
 
     params = dict(kernel_params)
     noise = warn_duplicates_zero_noise(xn, float(np.asarray(params["noise_variance"])), jitter)
@@ -273,8 +278,8 @@ def posterior(
     params = {k: jnp.asarray(v, dtype) for k, v in params.items()}
     params["noise_variance"] = jnp.asarray(noise, dtype)
     # Keep the caller's array (and its sharding) when it was already a JAX array of the right shape.
-    x = x_train if (x_is_jax and jnp.ndim(x_train) == 2) else jnp.asarray(xn, dtype)
-    y = y_train if (isinstance(y_train, jax.Array) and y_train.ndim == 1) else jnp.asarray(yn, dtype)
+    x = x_train if (x_is_jax and jnp.ndim(x_train) == 2 and x_train.dtype == dtype) else jnp.asarray(xn, dtype)
+    y = y_train if (isinstance(y_train, jax.Array) and y_train.ndim == 1 and y_train.dtype == dtype) else jnp.asarray(yn, dtype)
     n, d = xn.shape
 
     key = as_key(0 if key is None else key)
@@ -285,8 +290,14 @@ def posterior(
 
     opts = dict(solver_options)
     s = targets.shape[1]
+    if "solver_jitter" in opts:
+        if solver not in ("cholesky", "inducing"):
+            raise ValueError(f"posterior: solver_jitter is an option of the cholesky and inducing solvers, not {solver!r}")
+        opts["jitter"] = opts.pop("solver_jitter")
+    if block_size is not None and solver in ("cg", "inducing"):
+        opts["block_size"] = block_size
     if solver == "cholesky":
-        result = _solvers.cholesky(kernel, params, x, targets, shifts, jitter=opts.pop("jitter", 0.0), **opts)
+        result = _solvers.cholesky(kernel, params, x, targets, shifts, **opts)
     elif solver == "cg":
         tol = np.full((s,), opts.pop("sample_tol", 1e-3), np.float32)
         tol[0] = opts.pop("tol", 1e-2)

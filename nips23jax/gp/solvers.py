@@ -83,7 +83,13 @@ def cholesky(
     """
     x = jnp.asarray(x)
     n = x.shape[0]
-    w, chol = _cholesky_impl.at(n * n * (x.shape[1] + 2))(kernel, params, x, targets, shifts, jitter)
+    w, chol, finite = _cholesky_impl.at(n * n * (x.shape[1] + 2))(kernel, params, x, targets, shifts, jitter)
+    if not isinstance(finite, jax.core.Tracer) and not bool(finite):
+        noise = float(np.asarray(params["noise_variance"]))
+        raise ValueError(
+            f"cholesky: K + (noise_variance + jitter)·I is not positive definite in {x.dtype} (noise_variance "
+            f"{noise:g}, jitter {jitter:g}, n = {n}): its factor has NaN. Add jitter (posterior(..., "
+            "solver_jitter=1e-4)), raise the noise variance, use float64 inputs, or use solver='cg' or 'sgd'")
     return SolverResult(w, x, {"cholesky": chol})
 
 
@@ -93,7 +99,7 @@ def _cholesky_impl(kernel, params, x, targets, shifts, jitter):
     k = kernel(params, x, x)
     k = k + (jnp.asarray(params["noise_variance"], x.dtype) + jitter) * jnp.eye(x.shape[0], dtype=x.dtype)
     chol = jnp.linalg.cholesky(k)
-    return jax.scipy.linalg.cho_solve((chol, True), b.astype(x.dtype)), chol
+    return jax.scipy.linalg.cho_solve((chol, True), b.astype(x.dtype)), chol, jnp.all(jnp.isfinite(chol))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -342,6 +348,8 @@ def sgd(
     """
     x = jnp.asarray(x)
     n, d = x.shape
+    if np.ndim(targets) != 2 or np.shape(targets)[0] != n:
+        raise ValueError(f"sgd: targets must have shape ({n}, s), one column per right-hand side; got {np.shape(targets)}")
     s = np.shape(targets)[1]
     rpb = max(1, _ROW_BLOCK_ENTRIES // n) if row_block is None else row_block
     for name, v, least in (("num_steps", num_steps, 1), ("batch_size", batch_size, 1), ("num_features", num_features, 1),

@@ -102,6 +102,35 @@ def test_check_params_rejects_bad_hyperparameters(bad, match):
         gp.check_params(params, 2)
 
 
+def test_kernels_likelihood_and_fit_reject_bad_hyperparameters_and_data():
+    x, y = np.linspace(0, 1, 6, dtype=np.float32)[:, None], np.ones(6, np.float32)
+    p = gp.init_params(1)
+    with pytest.raises(ValueError, match=r"matern32: params\['lengthscale'\] must be finite and > 0"):
+        gp.matern32({**p, "lengthscale": -np.ones(1)}, x, x)
+    with pytest.raises(ValueError, match="signal_variance"):
+        gp.kernel_matvec(gp.rbf, {**p, "signal_variance": -1.0}, x, x, y)
+    with pytest.raises(ValueError, match=r"v must have shape \(6,\)"):
+        gp.kernel_matvec(gp.rbf, p, x, x, y[:5])
+    with pytest.raises(ValueError, match="inputs must have shapes"):
+        gp.rbf(p, x, np.ones((2, 3)))
+    with pytest.raises(ValueError, match="noise_variance"):
+        gp.log_marginal_likelihood(gp.rbf, {**p, "noise_variance": -5.0}, x, y)
+    with pytest.raises(ValueError, match="log_marginal_likelihood: y contains NaN"):
+        gp.log_marginal_likelihood(gp.rbf, p, x, np.where(np.arange(6) == 2, np.nan, y))
+    with pytest.raises(ValueError, match="fit_hyperparameters: y contains NaN"):
+        gp.fit_hyperparameters(gp.rbf, p, x, np.where(np.arange(6) == 2, np.nan, y), num_steps=1)
+    with pytest.raises(ValueError, match="x has 6 rows but y has 5"):
+        gp.fit_hyperparameters(gp.rbf, p, x, y[:5], num_steps=1)
+
+
+def test_fit_with_no_steps_returns_its_start():
+    x = np.linspace(0, 1, 8, dtype=np.float32)[:, None]
+    init = gp.init_params(1, lengthscale=0.7, signal_variance=1.3, noise_variance=0.1)
+    params, _ = gp.fit_hyperparameters(gp.rbf, init, x, np.sin(x[:, 0]), num_steps=0)
+    for k in init:
+        np.testing.assert_allclose(params[k], init[k], rtol=1e-5)
+
+
 def test_unknown_kernel_name():
     with pytest.raises(ValueError, match="kernel"):
         gp.get_kernel("laplace")

@@ -87,7 +87,7 @@ def test_cg_matches_cholesky_held_and_blockwise(reference):
 def test_inducing_with_all_points_is_exact_and_with_fewer_is_the_projected_solution(reference):
     x, y, xt, params, _, mean, samples = reference
     post = gp.posterior(x, y, params, solver="inducing", key=jax.random.key(5), num_samples=8, num_features=256,
-                        inducing_points=x, jitter=0.0)
+                        inducing_points=x, solver_jitter=0.0)
     np.testing.assert_allclose(post.mean(xt), mean, atol=5e-3)
     np.testing.assert_allclose(post.sample(None, xt), samples, atol=5e-3)
     # M < n: α = (K_ZX K_XZ + σ² K_ZZ)⁻¹ K_ZX y, in NumPy float64
@@ -201,6 +201,54 @@ def test_bad_input_is_rejected_with_the_argument_named():
         gp.posterior(x, y, p, solver="sgd")
     with pytest.raises(ValueError, match="shape"):
         gp.posterior(x, y, p).mean(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"key is required for samples \(num_samples=2\)"):
+        gp.posterior(x, y, p, solver="inducing", inducing_points=x[:4], num_samples=2)
+    with pytest.raises(ValueError, match="solver_jitter is an option of the cholesky and inducing solvers"):
+        gp.posterior(x, y, p, solver="cg", solver_jitter=1e-3)
+    with pytest.raises(ValueError, match=r"targets must have shape \(10, s\)"):
+        solvers.sgd(gp.matern32, p, x, y, key=key, num_steps=1)
+
+
+def test_options_reach_the_solvers():
+    """``solver_jitter`` and ``block_size`` get to the solver (they are also posterior's own keywords)."""
+    x, y, xt = problem(n=30, noise=0.3, seed=4)
+    p = gp.init_params(2, lengthscale=LS, signal_variance=S, noise_variance=0.3)
+    mean, _ = numpy_posterior(x, y, xt, LS, S, 0.3 + 0.2)  # cholesky's jitter is extra noise
+    got = gp.posterior(x, y, p, solver="cholesky", solver_jitter=0.2)
+    np.testing.assert_allclose(got.mean(xt), mean, rtol=1e-4, atol=1e-4)
+    calls = []
+    real = solvers.conjugate_gradients
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("block_size"))
+        return real(*args, **kwargs)
+
+    solvers.conjugate_gradients = spy
+    try:
+        gp.posterior(x, y, p, solver="cg", max_matrix_bytes=0, block_size=7, tol=1e-6)
+    finally:
+        solvers.conjugate_gradients = real
+    assert calls == [7]
+
+
+def test_integer_inputs_far_from_the_origin_and_tiny_noise():
+    """Integer JAX inputs are cast (an int lengthscale would be 0); inputs at 1e4 keep their distances;
+    σ² = 1e-6 in float32 makes K + σ²I indefinite, which Cholesky reports instead of returning NaN."""
+    xi = np.arange(20)[:, None]
+    y = np.sin(xi[:, 0] / 3.0).astype(np.float32)
+    p = gp.init_params(1, lengthscale=2.0, noise_variance=0.1)
+    want = np.asarray(gp.posterior(xi.astype(np.float32), y, p).mean(np.array([[0.5], [1.0]])))
+    got = np.asarray(gp.posterior(jnp.asarray(xi), jnp.asarray(y), p).mean(jnp.asarray([[0.5], [1.0]])))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    far = np.array([[1e4], [1e4 + 0.5], [1e4 + 1.0]], np.float32)
+    k = np.asarray(gp.rbf(gp.init_params(1), far, far))
+    np.testing.assert_allclose(k[0], np.exp(-0.5 * np.array([0.0, 0.25, 1.0])), rtol=1e-5)
+    dense = np.linspace(0, 1, 200, dtype=np.float32)[:, None]
+    low = gp.init_params(1, lengthscale=1.0, noise_variance=1e-6)
+    with pytest.raises(ValueError, match="not positive definite in float32 .*solver_jitter"):
+        gp.posterior(dense, np.sin(dense[:, 0]), low)
+    ok = gp.posterior(dense, np.sin(dense[:, 0]), low, solver_jitter=1e-3)
+    assert np.all(np.isfinite(np.asarray(ok.mean(dense[:5]))))
 
 
 def test_duplicate_inputs_with_zero_noise_warn_and_get_jitter():
