@@ -13,8 +13,10 @@ Objectives (edges ``E``, weights ``w``; MIS penalty ``λ = 1.0001`` as DISCS):
 * max-clique: the MIS objective on the complement graph;
 * normalized cut into ``K`` parts (minimize ``Σ_k cut(S_k)/vol(S_k)``): ``f = −ncut``.
 
-``score(x)`` reports a feasible objective: for MIS / clique ``Σ x_i − (#violated pairs)``, the size
-of the set left after dropping one node per violated pair.
+``score(x)`` reports a lower bound on a feasible objective: for MIS / clique ``Σ x_i − (#violated
+pairs)``. Dropping one endpoint of each violated pair leaves a feasible set at least that large (the
+bound can be negative, e.g. a selected 4-clique in MIS scores 4 − 6); it equals the set's size when
+no pair is violated.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ class Problem:
       graph: the instance.
       num_categories: 2, or ``K`` parts for normalized cut.
       objective: relaxed objective (input as :meth:`DiscreteModel.relax` gives it).
-      score_fn: feasible objective of an integer state ``int[d]``.
+      score_fn: a lower bound on the feasible objective of an integer state ``int[d]`` (see above).
     """
 
     name: str

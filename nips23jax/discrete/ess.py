@@ -96,5 +96,11 @@ def ess_per_step(samples: ArrayLike, *, burn_in: float = 0.5, constant_chain_ess
 
 
 def hamming_distance(x: ArrayLike, reference: ArrayLike) -> jax.Array:
-    """Number of sites where ``x[..., i] != reference[i]``; DISCS' ESS statistic. ``x.shape[:-1]`` int32."""
-    return jnp.sum(jnp.asarray(x) != jnp.asarray(reference), axis=-1).astype(jnp.int32)
+    """Number of sites where ``x[..., i] != reference[i]``; DISCS' ESS statistic. ``x.shape[:-1]`` int32.
+
+    ``x`` is ``(..., d)`` and ``reference`` ``(d,)``; other shapes raise (no broadcasting)."""
+    x, reference = jnp.asarray(x), jnp.asarray(reference)
+    if x.ndim < 1 or reference.shape != x.shape[-1:]:
+        raise ValueError(f"hamming_distance: reference must have shape (d,) = {x.shape[-1:]} matching x (..., d); "
+                         f"got x {x.shape} and reference {reference.shape}")
+    return jnp.sum(x != reference, axis=-1).astype(jnp.int32)

@@ -189,26 +189,38 @@ def ising(
     shape: int | Sequence[int],
     *,
     inverse_temperature: float = 0.5,
-    mu: float = 0.5,
+    mu: float | None = None,
     key: jax.Array | None = None,
     field: ArrayLike | None = None,
 ) -> DiscreteModel:
-    """Ising model on a 2-D lattice (open boundaries), DISCS' parametrization.
+    """Ising model on a 2-D lattice (open boundaries), in the form DISCS' paper writes it.
 
-    With spins ``s = 2x − 1``: ``log π(x) = λ Σ_{⟨ij⟩} s_i s_j − Σ_i b_i s_i`` (4-neighbour edges).
-    The critical inverse temperature of the zero-field model is ``λ_c = ½ log(1 + √2) ≈ 0.4407``.
+    With spins ``s = 2x − 1``: ``log π(x) = λ Σ_{⟨ij⟩} s_i s_j − Σ_i b_i s_i`` (4-neighbour edges,
+    each once). The critical inverse temperature of the zero-field model is
+    ``λ_c = ½ log(1 + √2) ≈ 0.4407``.
+
+    DISCS' code (``discs/models/ising.py``) differs: it sums each edge twice (its λ is a coupling of
+    2λ per edge) and its +μ disc has radius ``√(1/(2π))·side`` (half the lattice). Its exact model is
+    ``ising(side, inverse_temperature=2 * λ, field=...)`` with that field, as ``benchmarks/discs.py
+    --model discs`` builds it.
 
     Args:
       shape: lattice ``(h, w)`` or side length; ``d = h·w`` sites, row-major.
       inverse_temperature: ``λ > 0`` (DISCS default 0.5); may be a traced scalar (a vmapped sweep).
-      mu: field offset: ``b_i ~ U(−1.5, 1.5) + μ`` inside a central disc of radius ``min(h, w)/4``,
-        ``− μ`` outside (used when ``key`` is given).
-      key: PRNG key for DISCS' random field; ``None`` with ``field=None`` means no field.
-      field: explicit ``b``, float ``(h·w,)`` (overrides ``key``).
+      mu: field offset with ``key``: ``b_i ~ U(−1.5, 1.5) + μ`` inside a central disc of radius
+        ``min(h, w)/4``, ``− μ`` outside (default 0.5). Without ``key`` there is no random field, and
+        giving ``mu`` is an error.
+      key: PRNG key for the random field; ``None`` with ``field=None`` means no field.
+      field: explicit ``b``, float ``(h·w,)`` (instead of ``key`` and ``mu``).
     """
     h, w = _check_shape("ising", shape)
     lam = _check_positive("ising", "inverse_temperature", inverse_temperature)
     d = h * w
+    if mu is not None and (key is None or field is not None):
+        raise ValueError("ising: mu offsets the random field drawn with key=...; pass key (and no field), or drop mu")
+    mu = 0.5 if mu is None else mu
+    if field is not None and key is not None:
+        raise ValueError("ising: pass either field (an explicit b) or key (a random field), not both")
     if field is not None:
         b = jnp.asarray(field, jnp.float32)
         if b.shape != (d,):

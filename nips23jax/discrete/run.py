@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -134,8 +135,13 @@ def run_chains(
     x0 = jax.random.randint(k_init, (num_chains, d), 0, k) if init is None else jnp.asarray(init)
     if x0.shape != (num_chains, d):
         raise ValueError(f"run_chains: init must have shape ({num_chains}, {d}), got {x0.shape}")
-    for i in range(min(num_chains, 1)):
-        model.check_state(x0[i], "init[0]")
+    model.check_state(x0[0], "init[0]")  # shape and dtype, as one state
+    if init is not None and not isinstance(x0, jax.core.Tracer):  # values, over every chain
+        bad = np.argwhere((np.asarray(x0) < 0) | (np.asarray(x0) >= k))
+        if bad.size:
+            i, j = bad[0]
+            raise ValueError(f"run_chains: init has values outside 0..{k - 1} ({bad.shape[0]} entries; first "
+                             f"init[{i}, {j}] = {np.asarray(x0)[i, j]})")
     ref = jax.random.randint(k_ref, (d,), 0, k) if reference is None else model.check_state(reference, "reference")
     if compiler_options is not None and not isinstance(compiler_options, dict):
         raise TypeError(f"run_chains: compiler_options must be a dict or None, got {type(compiler_options).__name__}")

@@ -61,6 +61,8 @@ def test_burn_in_and_hamming():
     x = np.concatenate([np.full((50, 1), 100.0), np.random.default_rng(0).normal(size=(50, 1))])
     np.testing.assert_allclose(D.ess(x, burn_in=0.5), D.ess(x[50:]))
     assert D.hamming_distance(jnp.array([[0, 1, 2], [1, 0, 0]]), jnp.array([0, 1, 1])).tolist() == [1, 3]
+    with pytest.raises(ValueError, match=r"reference must have shape \(d,\) = \(4,\)"):
+        D.hamming_distance(jnp.zeros((2, 4)), jnp.ones(1))  # would broadcast to [4, 4]
 
 
 def test_ess_bad_input():

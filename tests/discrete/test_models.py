@@ -171,6 +171,10 @@ def test_model_bad_input():
         D.bernoulli(jnp.zeros((2, 2)))
     with pytest.raises(ValueError, match="field"):
         D.ising(3, field=jnp.zeros(4))
+    with pytest.raises(ValueError, match="mu offsets the random field drawn with key"):
+        D.ising(3, mu=1.0)  # no key: there is no random field for mu to offset
+    with pytest.raises(ValueError, match="either field .* or key"):
+        D.ising(3, key=jax.random.key(0), field=jnp.zeros(9))
     m = D.potts(2, num_colors=3)
     with pytest.raises(ValueError, match="shape"):
         m.log_prob(jnp.zeros((2, 2), jnp.int32))

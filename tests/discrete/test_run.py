@@ -57,6 +57,8 @@ def test_run_chains_bad_input():
         D.run_chains(0, model, "rwm", 3, 2, mesh=make_mesh({"data": 8}))
     with pytest.raises(ValueError, match="init"):
         D.run_chains(0, model, "rwm", 2, 2, init=jnp.zeros((2, 4), jnp.int32))
+    with pytest.raises(ValueError, match=r"init has values outside 0..1 \(3 entries; first init\[1, 0\] = 5\)"):
+        D.run_chains(0, model, "rwm", 2, 2, init=jnp.array([[0, 1, 0, 1, 0], [5, 7, -3, 0, 1]]))
     with pytest.raises(TypeError, match="SamplingAlgorithm"):
         D.run_chains(0, model, object(), 2, 2)
     with pytest.raises(TypeError, match="compiler_options"):

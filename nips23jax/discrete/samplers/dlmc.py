@@ -28,28 +28,40 @@ __all__ = ["SOLVERS", "dlmc", "dlmc_transition_log_probs"]
 SOLVERS = ("interpolate", "euler")
 
 
+def _log1mexp(a: jax.Array) -> jax.Array:
+    """``log(1 − eᵃ)`` for ``a ≤ 0``, accurate at both ends (Mächler 2012)."""
+    a = jnp.minimum(a, 0.0)
+    return jnp.where(a > -0.6931471805599453, jnp.log(-jnp.expm1(a)), jnp.log1p(-jnp.exp(a)))
+
+
 def dlmc_transition_log_probs(diffs: jax.Array, x: jax.Array, log_tau: jax.Array, g, solver: str) -> jax.Array:
-    """Per-site log-probabilities ``(d, K)`` of the value after time ``τ``, starting from ``x``."""
+    """Per-site log-probabilities ``(d, K)`` of the value after time ``τ``, starting from ``x``.
+
+    The binary and Euler cases are computed in log space: with ``|D|`` in the hundreds (annealed
+    combinatorial targets, strong fields) ``ν = σ(D)`` underflows and ``τ e^w / ν`` is 0/0.
+    """
     d, k = diffs.shape
     stay = jax.nn.one_hot(x, k, dtype=bool)
     w = jnp.where(stay, -jnp.inf, g(diffs))
-    nu = jax.nn.sigmoid(diffs)
-    tau = jnp.exp(log_tau)
+    log_nu = jax.nn.log_sigmoid(diffs)
     if k == 2 or solver == "euler":
+        log_rate = log_tau + w  # log(τ e^w)
         if solver == "interpolate":
-            move = nu * -jnp.expm1(-tau * jnp.exp(w) / nu)
+            lz = log_rate - log_nu  # log(τ e^w / ν)
+            # log(1 − exp(−z)): ≈ log z below z = e^-15 (relative error z/2), where expm1 would underflow
+            log_move = log_nu + jnp.where(lz < -15.0, lz, _log1mexp(-jnp.exp(jnp.minimum(lz, 80.0))))
         else:
-            move = jnp.minimum(tau * jnp.exp(w), nu)
-        move = jnp.where(stay, 0.0, move)
-        total = jnp.sum(move, axis=1, keepdims=True)
-        move = move / jnp.maximum(total, 1.0)
-        p = jnp.where(stay, jnp.maximum(1.0 - jnp.sum(move, axis=1, keepdims=True), 0.0), move)
-        return jnp.log(p)
+            log_move = jnp.minimum(log_rate, log_nu)
+        log_move = jnp.where(stay, -jnp.inf, log_move)
+        log_total = jax.nn.logsumexp(log_move, axis=1, keepdims=True)
+        log_move = log_move - jnp.maximum(log_total, 0.0)  # renormalized when the moves sum past 1
+        log_stay = _log1mexp(jnp.minimum(log_total, 0.0))
+        return jnp.where(stay, log_stay, log_move)
     # general K: rates Q[a, b] = exp(g(grad_b − grad_a)); grad_c − grad_a = D[c] − D[a]
     rates = jnp.exp(g(diffs[:, None, :] - diffs[:, :, None]))  # (d, a, b)
     rates = jnp.where(jnp.eye(k, dtype=bool), 0.0, rates)
     q = rates - jnp.eye(k) * jnp.sum(rates, axis=2, keepdims=True)
-    p = jax.vmap(jax.scipy.linalg.expm)(tau * q)  # (d, K, K)
+    p = jax.vmap(jax.scipy.linalg.expm)(jnp.exp(log_tau) * q)  # (d, K, K)
     row = jnp.take_along_axis(p, x[:, None, None], axis=1)[:, 0, :]
     return jnp.log(jnp.clip(row, 1e-30, 1.0))
 
