@@ -225,6 +225,20 @@ def check_params(params: Params, dim: int | None = None, *, where: str = "kernel
             raise ValueError(f"{where}['lengthscale'] must be a scalar or of shape ({dim},), got shape {a.shape}")
 
 
+def row_blocks(block: int, *arrays: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:
+    """The rows of equal-length arrays ``(n, ...)`` in blocks: each zero-padded to ``nb·block`` rows and
+    reshaped ``(nb, block, ...)``, with the mask ``(nb, block)`` of real (not padded) rows, in the
+    first array's dtype (or float32 when it is not floating)."""
+    n = arrays[0].shape[0]
+    nb = -(-n // block)
+    pad = nb * block - n
+    blocked = tuple(
+        (jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]) if pad else a).reshape((nb, block) + a.shape[1:])
+        for a in arrays)
+    dtype = arrays[0].dtype if jnp.issubdtype(arrays[0].dtype, jnp.floating) else jnp.float32
+    return blocked, (jnp.arange(nb * block) < n).astype(dtype).reshape(nb, block)
+
+
 def default_block_size(n2: int, max_entries: int = 2**23) -> int:
     """Rows per block so that one ``(block, n2)`` kernel block holds at most ``max_entries`` values."""
     return int(max(1, min(max_entries // max(n2, 1), 1 << 30)))
@@ -273,12 +287,9 @@ def _kernel_matvec_impl(kernel: Kernel, bs: int, params: Params, x1: jax.Array, 
     n1 = x1.shape[0]
     if bs >= n1:
         return kernel(params, x1, x2) @ v
-    nb = -(-n1 // bs)
-    pad = nb * bs - n1
-    x1p = jnp.concatenate([x1, jnp.broadcast_to(x1[:1], (pad, x1.shape[1]))]) if pad else x1
-    blocks = x1p.reshape(nb, bs, x1.shape[1])
+    (blocks,), _ = row_blocks(bs, x1)
     out = jax.lax.map(lambda xb: kernel(params, xb, x2) @ v, blocks)
-    return out.reshape((nb * bs,) + v.shape[1:])[:n1]
+    return out.reshape((-1,) + v.shape[1:])[:n1]
 
 
 def kernel_matrix(kernel: Kernel, params: Params, x1: ArrayLike, x2: ArrayLike | None = None) -> jax.Array:

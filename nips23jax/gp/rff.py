@@ -21,7 +21,7 @@ from jax.typing import ArrayLike
 
 from nips23jax.core.train import as_key
 from nips23jax.core.compile import dual
-from nips23jax.gp.kernels import Kernel, Params, check_params, get_kernel
+from nips23jax.gp.kernels import Kernel, Params, check_params, get_kernel, row_blocks
 
 __all__ = ["PriorSampleFn", "RandomFeatures", "prior_sample_fn", "random_features", "rff_features"]
 
@@ -180,7 +180,7 @@ class PriorSampleFn:
 @dual(static_argnums=0)
 def _evaluate_prior(block_size: int, feats: RandomFeatures, weights: jax.Array, params: Params, x: jax.Array
                     ) -> jax.Array:
-    n, dim = x.shape
+    n = x.shape[0]
     num_samples = weights.shape[0]
 
     def one(f: RandomFeatures, w: jax.Array, xb: jax.Array) -> jax.Array:
@@ -188,9 +188,6 @@ def _evaluate_prior(block_size: int, feats: RandomFeatures, weights: jax.Array, 
 
     if n <= block_size:
         return jax.vmap(one, in_axes=(0, 0, None))(feats, weights, x)
-    nb = -(-n // block_size)
-    pad = nb * block_size - n
-    xp = jnp.concatenate([x, jnp.zeros((pad, dim), x.dtype)]) if pad else x
-    out = jax.lax.map(lambda xb: jax.vmap(one, in_axes=(0, 0, None))(feats, weights, xb),
-                      xp.reshape(nb, block_size, dim))
-    return jnp.moveaxis(out, 0, 1).reshape(num_samples, nb * block_size)[:, :n]
+    (blocks,), _ = row_blocks(block_size, x)
+    out = jax.lax.map(lambda xb: jax.vmap(one, in_axes=(0, 0, None))(feats, weights, xb), blocks)
+    return jnp.moveaxis(out, 0, 1).reshape(num_samples, -1)[:, :n]

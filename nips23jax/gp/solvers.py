@@ -31,7 +31,7 @@ from jax.typing import ArrayLike
 
 from nips23jax.core.train import as_key
 from nips23jax.core.compile import dual
-from nips23jax.gp.kernels import Kernel, Params, default_block_size, kernel_matvec
+from nips23jax.gp.kernels import Kernel, Params, default_block_size, kernel_matvec, row_blocks
 from nips23jax.gp.rff import random_features, rff_features
 
 __all__ = [
@@ -411,9 +411,8 @@ def _sgd_chunk(state, length, params, x, t, e, lr, key, r_avg, *, kernel, bsz, r
             kb = jax.lax.optimization_barrier(kernel(params, x[idx], x))  # (B, n)
             g = kb.T @ (kb @ alpha - t[idx])
         else:
-            pad = nblk * rpb - bsz
-            idx_p = jnp.concatenate([idx, jnp.zeros((pad,), idx.dtype)]).reshape(nblk, rpb)
-            keep = (jnp.arange(nblk * rpb) < bsz).astype(x.dtype).reshape(nblk, rpb)  # padded rows: weight 0
+            (idx_p,), keep = row_blocks(rpb, idx)  # padded rows: index 0 with weight 0
+            keep = keep.astype(x.dtype)
 
             def block(acc, blk):
                 ib, wb = blk
@@ -499,13 +498,8 @@ def _choose_rows(m, key, x):
 @jax.jit(static_argnums=(0, 1))
 def _inducing_impl(kernel, bs, params, x, z, targets, shifts, jitter):
     b = _rhs(targets, shifts).astype(x.dtype)
-    n, d = x.shape
     m = z.shape[0]
-    nb = -(-n // bs)
-    pad = nb * bs - n
-    xp = jnp.concatenate([x, jnp.zeros((pad, d), x.dtype)]) if pad else x
-    bp = jnp.concatenate([b, jnp.zeros((pad, b.shape[1]), b.dtype)]) if pad else b
-    valid = (jnp.arange(nb * bs) < n).astype(x.dtype)
+    (xb_all, bb_all), valid = row_blocks(bs, x, b)
 
     def accumulate(carry, blk):
         xb, bb, vb = blk
@@ -513,8 +507,7 @@ def _inducing_impl(kernel, bs, params, x, z, targets, shifts, jitter):
         return (carry[0] + kbz.T @ kbz, carry[1] + kbz.T @ bb), None
 
     init = (jnp.zeros((m, m), x.dtype), jnp.zeros((m, b.shape[1]), x.dtype))
-    (kzx_kxz, kzx_b), _ = jax.lax.scan(
-        accumulate, init, (xp.reshape(nb, bs, d), bp.reshape(nb, bs, -1), valid.reshape(nb, bs)))
+    (kzx_kxz, kzx_b), _ = jax.lax.scan(accumulate, init, (xb_all, bb_all, valid))
     noise = jnp.asarray(params["noise_variance"], x.dtype)
     a = kzx_kxz + noise * kernel(params, z, z)
     a = a + jitter * jnp.mean(jnp.diag(kzx_kxz)) * jnp.eye(m, dtype=x.dtype)

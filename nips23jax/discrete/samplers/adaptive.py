@@ -15,7 +15,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["adapt_log_tau", "adapt_num_flips", "init_log_tau"]
+__all__ = ["TARGET_ACCEPTANCE", "adapt_log_tau", "adapt_num_flips", "init_log_tau"]
+
+
+# The acceptance rate the gradient-informed samplers (GWG, PAS, DMALA, DLMC) adapt toward (DISCS).
+TARGET_ACCEPTANCE = 0.574
 
 
 def adapt_num_flips(num_flips: jax.Array, acceptance: jax.Array, target: float, max_flips: int) -> jax.Array:
@@ -28,7 +32,8 @@ def init_log_tau(log_z: jax.Array) -> jax.Array:
     return jnp.log(3.0) - log_z
 
 
-def adapt_log_tau(log_tau: jax.Array, log_z: jax.Array, acceptance: jax.Array, target: float = 0.574) -> jax.Array:
+def adapt_log_tau(log_tau: jax.Array, log_z: jax.Array, acceptance: jax.Array,
+                  target: float = TARGET_ACCEPTANCE) -> jax.Array:
     """``n = τZ + 3(a − a*)``; ``log τ = max(log n − log Z, −log Z)`` (at least one expected move)."""
     n = jnp.exp(log_tau + log_z) + 3.0 * (acceptance - target)
     return jnp.maximum(jnp.log(jnp.maximum(n, 0.0)), 0.0) - log_z

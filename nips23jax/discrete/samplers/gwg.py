@@ -21,13 +21,11 @@ import jax.numpy as jnp
 
 from nips23jax.core.train import as_key
 from nips23jax.discrete.models import DiscreteModel
-from nips23jax.discrete.samplers.adaptive import adapt_num_flips
+from nips23jax.discrete.samplers.adaptive import TARGET_ACCEPTANCE, adapt_num_flips
 from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function
 from nips23jax.discrete.samplers.base import Info, SamplingAlgorithm, check_int, mh_accept
 
 __all__ = ["GradientState", "accept_move", "apply_moves", "gwg", "num_flips_init"]
-
-TARGET_ACCEPTANCE = 0.574
 
 
 class GradientState(NamedTuple):

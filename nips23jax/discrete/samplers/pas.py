@@ -15,10 +15,10 @@ import jax.numpy as jnp
 
 from nips23jax.core.train import as_key
 from nips23jax.discrete.models import DiscreteModel
-from nips23jax.discrete.samplers.adaptive import adapt_num_flips
+from nips23jax.discrete.samplers.adaptive import TARGET_ACCEPTANCE, adapt_num_flips
 from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function
 from nips23jax.discrete.samplers.base import SamplingAlgorithm, check_int, mh_accept
-from nips23jax.discrete.samplers.gwg import TARGET_ACCEPTANCE, accept_move, num_flips_init
+from nips23jax.discrete.samplers.gwg import accept_move, num_flips_init
 
 __all__ = ["pas", "path_log_prob"]
 
@@ -60,7 +60,7 @@ def pas(
       adapt: adapt ``R`` toward acceptance 0.574.
       max_flips: static cap on ``R`` (default ``min(d, 64)``).
     """
-    d, k = model.num_sites, model.num_categories
+    d = model.num_sites
     g = balancing_function(balancing)
     r_max = check_int("pas", "max_flips", min(d, 64) if max_flips is None else max_flips)
     if r_max > d:
