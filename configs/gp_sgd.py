@@ -20,6 +20,10 @@ shared with ~15 other processes, load average ~15): 683 s wall, 112 s of CPU tim
                  middle), ‖α−α*‖/‖α*‖ = 1.00.
   fitted_noise   reproduced: diamonds (n=1000) SGD 0.158 / CG 0.128; synthetic SGD 0.752 / CG 0.750;
   low_noise      reproduced: σ² = 1e-6, diamonds SGD 0.158 vs CG 0.891; synthetic SGD 0.752 vs CG 0.869;
+  (again at 1f920fb, after distances are taken from centred inputs and the hyperparameter fit starts
+  exactly at its init: SGD 0.159 / CG 0.128 and 0.751 / 0.750 at fitted noise; σ² = 1e-6 SGD 0.159 vs
+  CG 0.969 and 0.752 vs 1.076 -- CG at σ² = 1e-6 is unstable, so its RMSE moves with rounding; implicit
+  bias and Thompson unchanged; 70 s wall, 71 s CPU at load ~6)
   thompson       reproduced at 2 rounds x 8 acquisitions: best 3.07 (SGD) vs 2.94 (CG) -- few rounds, noisy
                  (an earlier 3-round run had SGD 3.07 vs CG 3.84, NOT reproduced).
 The toy is the paper's (the official code's toy_sin): f(x) = sin 2x + cos 5x, x ~ N(0, 1), on a grid to
