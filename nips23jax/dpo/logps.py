@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nips23jax.models.lm import token_logps
+from nips23jax.models.lm import sequence_logps as lm_sequence_logps
 
 PyTree = Any
 
@@ -24,7 +24,6 @@ def sequence_logps(
     logits: jax.Array,
     labels: jax.Array,
     mask: jax.Array | None = None,
-    *,
     ignore_index: int = -100,
     average: bool = False,
 ) -> jax.Array:
@@ -38,7 +37,9 @@ def sequence_logps(
       average: mean over the scored tokens instead of the sum (the IPO / SimPO normalization).
 
     Returns:
-      ``(B,)`` float32: ``Σ_t log p(labels[t+1] | ids[:t+1])`` over scored positions.
+      ``(B,)`` float32: ``Σ_t log p(labels[t+1] | ids[:t+1])`` over scored positions. Under ``jit`` a
+      sequence with no scored token gets NaN (so a training loss over it is NaN and ``fit`` stops),
+      where an eager call raises.
 
     Raises:
       ValueError: shape mismatch, or (for concrete inputs) a sequence with no scored token.
@@ -57,9 +58,8 @@ def sequence_logps(
                 f"sequence_logps: sequences {empty.tolist()} have no scored token (all labels after the first are "
                 f"{ignore_index} or masked)"
             )
-    lp = token_logps(logits[:, :-1], labels[:, 1:], keep)
-    total = lp.sum(-1)
-    return total / jnp.maximum(keep.sum(-1), 1) if average else total
+    out = lm_sequence_logps(logits[:, :-1], labels[:, 1:], keep, average=average)
+    return jnp.where(keep.any(-1), out, jnp.nan)
 
 
 def _pad_to(x: jax.Array, length: int, value: int) -> jax.Array:

@@ -171,6 +171,8 @@ def dpo_loss(
         if a.ndim != 1 or a.shape != arrays[0].shape:
             shapes = ", ".join(f"{n} {x.shape}" for n, x in zip(names, arrays))
             raise ValueError(f"dpo_loss: the four log-prob inputs must be equal-length vectors (B,); got {shapes}")
+        if a.shape[0] == 0:
+            raise ValueError("dpo_loss: the batch is empty (B = 0); its mean loss would be NaN")
         if not jnp.issubdtype(a.dtype, jnp.floating):
             raise TypeError(f"dpo_loss: {name} must be floating point, got {a.dtype}")
     dtype = jnp.result_type(*arrays)
@@ -203,6 +205,10 @@ def dpo_metrics(chosen_rewards: jax.Array, rejected_rewards: jax.Array) -> dict[
       ``{"rewards/chosen": mean β·c, "rewards/rejected": mean β·r,
       "rewards/accuracies": mean 1[β·c > β·r], "rewards/margins": mean β·(c − r)}``.
     """
+    chosen_rewards, rejected_rewards = jnp.asarray(chosen_rewards), jnp.asarray(rejected_rewards)
+    if chosen_rewards.ndim != 1 or chosen_rewards.shape != rejected_rewards.shape or chosen_rewards.shape[0] == 0:
+        raise ValueError(f"dpo_metrics: chosen_rewards and rejected_rewards must be non-empty vectors of equal length "
+                         f"(B,); got {chosen_rewards.shape} and {rejected_rewards.shape}")
     return {
         "rewards/chosen": jnp.mean(chosen_rewards),
         "rewards/rejected": jnp.mean(rejected_rewards),

@@ -62,10 +62,14 @@ def frozen_reference(params: PyTree) -> PyTree:
 
 
 def reference_logps(
-    apply_fn: Callable[..., jax.Array], ref_params: PyTree, batch: dict, *, pad_id: int = 0
+    apply_fn: Callable[..., jax.Array], ref_params: PyTree, batch: dict, *, pad_id: int = 0, ignore_index: int = -100
 ) -> dict[str, jax.Array]:
-    """``{"ref_chosen_logps", "ref_rejected_logps"}`` of a batch under frozen reference parameters."""
-    chosen, rejected = concatenated_logps(apply_fn, jax.lax.stop_gradient(ref_params), *_pair(batch), pad_id=pad_id)
+    """``{"ref_chosen_logps", "ref_rejected_logps"}`` (each ``(B,)``) of a batch under frozen reference parameters.
+
+    ``pad_id`` and ``ignore_index`` must be those the policy's loss uses (:func:`make_dpo_loss_fn`).
+    """
+    chosen, rejected = concatenated_logps(apply_fn, jax.lax.stop_gradient(ref_params), *_pair(batch), pad_id=pad_id,
+                                          ignore_index=ignore_index)
     return {"ref_chosen_logps": chosen, "ref_rejected_logps": rejected}
 
 
@@ -122,18 +126,19 @@ def make_dpo_loss_fn(
         if reference_free:
             rc, rr = jnp.zeros_like(pc), jnp.zeros_like(pr)
         elif reference_fn is not None:
-            ref = reference_logps(apply_fn, with_frozen(reference_fn(params)), batch, pad_id=pad_id)
+            ref = reference_logps(apply_fn, with_frozen(reference_fn(params)), batch, pad_id=pad_id,
+                                  ignore_index=ignore_index)
             rc, rr = ref["ref_chosen_logps"], ref["ref_rejected_logps"]
         elif "ref_chosen_logps" in batch:
             rc, rr = batch["ref_chosen_logps"], batch["ref_rejected_logps"]
         elif "ref_params" in batch:
-            ref = reference_logps(apply_fn, batch["ref_params"], batch, pad_id=pad_id)
+            ref = reference_logps(apply_fn, batch["ref_params"], batch, pad_id=pad_id, ignore_index=ignore_index)
             rc, rr = ref["ref_chosen_logps"], ref["ref_rejected_logps"]
         else:
             raise KeyError("DPO batch needs ref_chosen_logps/ref_rejected_logps or ref_params (or reference_free=True)")
-        lengths = {
-            "chosen_lengths": jnp.maximum((chosen_labels != ignore_index).sum(-1), 1),
-            "rejected_lengths": jnp.maximum((rejected_labels != ignore_index).sum(-1), 1),
+        lengths = {  # the scored tokens: labels[:, 1:] (a causal LM does not score the first position)
+            "chosen_lengths": jnp.maximum((chosen_labels[:, 1:] != ignore_index).sum(-1), 1),
+            "rejected_lengths": jnp.maximum((rejected_labels[:, 1:] != ignore_index).sum(-1), 1),
         }
         losses, chosen_rewards, rejected_rewards = dpo_loss(
             pc, pr, jax.lax.stop_gradient(rc), jax.lax.stop_gradient(rr), beta=batch.get("beta", beta),

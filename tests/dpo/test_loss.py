@@ -198,6 +198,13 @@ def test_beta_as_an_array_and_traced_equals_the_number(loss_type):
     np.testing.assert_allclose(want[0], _numpy_loss(loss_type, 0.7, 0.0, pc, pr, rc, rr), rtol=1e-12)
 
 
+def test_metrics_and_empty_batches_are_checked():
+    with pytest.raises(ValueError, match=r"dpo_metrics: .*got \(3,\) and \(2, 1\)"):
+        dpo_metrics(jnp.array([1.0, 2.0, 3.0]), jnp.array([[0.0], [5.0]]))  # would broadcast to (2, 3)
+    with pytest.raises(ValueError, match="batch is empty"):
+        dpo_loss(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
+
+
 def test_mismatched_shapes():
     with pytest.raises(ValueError, match=r"equal-length vectors .*ref_rejected_logps \(2,\)"):
         dpo_loss(np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(2))

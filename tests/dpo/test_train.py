@@ -39,6 +39,10 @@ def test_sequence_logps_errors():
         sequence_logps(logits, labels)
     with pytest.raises(ValueError, match="labels \\(B, T\\) expected"):
         sequence_logps(logits, labels[:, :3])
+    traced = jax.jit(sequence_logps)(logits, labels)  # under jit: NaN for the empty row, so a loss over it is NaN
+    assert np.isfinite(traced[0]) and np.isnan(traced[1])
+    other = jnp.array([[1, 2, 0, 1], [1, -1, -1, 2]])  # ignore_index given positionally
+    np.testing.assert_allclose(sequence_logps(logits, other, None, -1), [3 * np.log(1 / 3), np.log(1 / 3)], rtol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +192,18 @@ def test_qlora_policy_dpo_step_with_the_base_in_frozen(lm):
     jax.tree.map(np.testing.assert_array_equal, state.frozen["quant"], quant)
     with pytest.raises(TypeError, match="frozen must be a dict"):
         loss_fn(params, _pairs(), None, quant["block_0"]["mlp"]["fc1"]["kernel"])
+
+
+def test_custom_ignore_index_reaches_the_reference(lm):
+    """With the reference equal to the policy the loss is log 2 and the rewards 0, for any ignore_index."""
+    model, params = lm
+    pairs = {k: np.where(v < 0, -1, v) if k.endswith("labels") else v for k, v in _pairs(seed=3).items()}
+    loss_fn = jax.jit(make_dpo_loss_fn(LMApply(model), ignore_index=-1, reference_fn=lambda q: q))
+    loss, metrics = loss_fn(params, pairs, None)
+    np.testing.assert_allclose(loss, np.log(2.0), rtol=1e-6)
+    assert abs(float(metrics["rewards/chosen"])) < 1e-6
+    ref = jax.jit(reference_logps, static_argnums=0, static_argnames="ignore_index")(
+        LMApply(model), params, pairs, ignore_index=-1)
+    pc, _ = concatenated_logps(LMApply(model), params, *(pairs[k] for k in
+                               ("chosen_ids", "chosen_labels", "rejected_ids", "rejected_labels")), ignore_index=-1)
+    np.testing.assert_allclose(ref["ref_chosen_logps"], pc, rtol=1e-6)
