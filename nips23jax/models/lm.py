@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 PyTree = Any
 
@@ -35,6 +36,12 @@ def token_logps(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = N
         raise ValueError(f"token_logps: logits shape {logits.shape} must be labels shape {labels.shape} + (V,)")
     if mask is not None and mask.shape != labels.shape:
         raise ValueError(f"token_logps: mask shape {mask.shape} must equal labels shape {labels.shape}")
+    if not any(isinstance(a, jax.core.Tracer) for a in (labels, mask)):  # under jit labels are not checked
+        scored = np.asarray(labels) if mask is None else np.asarray(labels)[np.asarray(mask).astype(bool)]
+        v = logits.shape[-1]
+        if scored.size and (scored.min() < 0 or scored.max() >= v):
+            raise ValueError(f"token_logps: labels must be ids in [0, {v}) where scored (mask them otherwise), got "
+                             f"min {scored.min()}, max {scored.max()}")
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     safe = jnp.where(mask.astype(bool), labels, 0) if mask is not None else labels
     out = jnp.take_along_axis(logp, safe[..., None].astype(jnp.int32), axis=-1)[..., 0]
@@ -77,11 +84,12 @@ def next_token_logps(logits: jax.Array, tokens: jax.Array, loss_mask: jax.Array 
 
 
 def _filter_top_k(logits: jax.Array, top_k: int) -> jax.Array:
+    if top_k > logits.shape[-1]:
+        raise ValueError(f"generate: top_k must be <= the vocabulary size {logits.shape[-1]}, got {top_k}")
     kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
     return jnp.where(logits < kth, -jnp.inf, logits)
 
 
-@partial(jax.jit, static_argnames=("apply_fn", "max_new_tokens", "top_k", "eos_id", "pad_id"))
 def generate(
     apply_fn: Callable[..., jax.Array],
     params: PyTree,
@@ -116,10 +124,17 @@ def generate(
     Returns:
       ``(B, max_new_tokens)`` int32 generated ids.
     """
-    b, p = prompt.shape
-    total = p + max_new_tokens
     if top_k is not None and top_k < 1:
         raise ValueError(f"generate: top_k must be >= 1, got {top_k}")
+    if not isinstance(temperature, jax.core.Tracer) and not float(temperature) >= 0:
+        raise ValueError(f"generate: temperature must be >= 0 (0: greedy), got {float(temperature)}")
+    return _generate(apply_fn, params, prompt, key, max_new_tokens=max_new_tokens, temperature=temperature,
+                     top_k=top_k, prompt_mask=prompt_mask, eos_id=eos_id, pad_id=pad_id)
+
+
+@partial(jax.jit, static_argnames=("apply_fn", "max_new_tokens", "top_k", "eos_id", "pad_id"))
+def _generate(apply_fn, params, prompt, key, *, max_new_tokens, temperature, top_k, prompt_mask, eos_id, pad_id):
+    b, p = prompt.shape
     tokens = jnp.concatenate([prompt.astype(jnp.int32), jnp.full((b, max_new_tokens), pad_id, jnp.int32)], 1)
     pmask = jnp.ones((b, p), bool) if prompt_mask is None else prompt_mask.astype(bool)
     mask = jnp.concatenate([pmask, jnp.ones((b, max_new_tokens), bool)], 1)

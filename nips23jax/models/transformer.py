@@ -3,7 +3,7 @@
 Token embedding + learned positions, ``num_layers`` pre-norm blocks (causal multi-head attention
 written with einops, GELU MLP), a final norm and a tied or untied head. Every Dense layer is built
 by the ``dense`` factory, so LoRA or NF4 layers replace them without forking the model: the
-factory is called as ``dense(features=..., use_bias=..., dtype=..., param_dtype=..., name=...)``
+factory is called as ``dense(features=..., dtype=..., param_dtype=..., name=...)`` (flax's default bias)
 with the names ``query``, ``key``, ``value``, ``out`` (attention), ``fc1``, ``fc2`` (MLP) and
 ``head`` (untied output layer).
 
@@ -194,6 +194,11 @@ class TransformerLM(nn.Module):
             raise TypeError(f"TransformerLM: tokens must be integer ids, got dtype {tokens.dtype}")
         if tokens.shape[1] > cfg.max_len:
             raise ValueError(f"TransformerLM: sequence length {tokens.shape[1]} exceeds max_len={cfg.max_len}")
+        if not isinstance(tokens, jax.core.Tracer) and tokens.size:  # under jit ids are not checked
+            lo, hi = int(tokens.min()), int(tokens.max())
+            if lo < 0 or hi >= cfg.vocab_size:
+                raise ValueError(f"TransformerLM: token ids must be in [0, vocab_size={cfg.vocab_size}), got min {lo}, "
+                                 f"max {hi}")
         if mask is not None and mask.shape != tokens.shape:
             raise ValueError(f"TransformerLM: mask shape {mask.shape} must equal tokens shape {tokens.shape}")
         if positions is None:

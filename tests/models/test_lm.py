@@ -60,6 +60,10 @@ def test_shape_errors():
         token_logps(jnp.zeros((2, 3, 4)), jnp.zeros((2, 4), jnp.int32))
     with pytest.raises(ValueError, match="mask shape"):
         token_logps(jnp.zeros((2, 3, 4)), jnp.zeros((2, 3), jnp.int32), jnp.ones((3,), bool))
+    with pytest.raises(ValueError, match=r"labels must be ids in \[0, 4\) where scored .* min -100, max 4"):
+        token_logps(jnp.zeros((2, 4)), jnp.array([-100, 4]))  # was NaN
+    masked = token_logps(jnp.zeros((2, 4)), jnp.array([-100, 3]), jnp.array([False, True]))  # placeholders masked: fine
+    np.testing.assert_allclose(masked, [0.0, np.log(0.25)], rtol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +120,11 @@ def test_lm_apply_hash_reuses_compilation(lm):
     )
     with pytest.raises(ValueError, match="top_k"):
         generate(LMApply(model), lm[1], jnp.array([[1]]), jax.random.key(0), max_new_tokens=1, top_k=0)
+    with pytest.raises(ValueError, match="temperature must be >= 0"):  # was greedy, silently
+        generate(LMApply(model), lm[1], jnp.array([[1]]), jax.random.key(0), max_new_tokens=1, temperature=-1.0)
+    with pytest.raises(ValueError, match="top_k must be <= the vocabulary size"):
+        generate(LMApply(model), lm[1], jnp.array([[1]]), jax.random.key(0), max_new_tokens=1,
+                 top_k=model.config.vocab_size + 1)
 
 
 def test_lm_apply_with_whole_variables_dicts(lm):

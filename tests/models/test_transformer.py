@@ -157,5 +157,7 @@ def test_call_errors():
         apply(jnp.zeros((11,), jnp.int32))
     with pytest.raises(TypeError, match="integer ids"):
         apply(jnp.zeros((1, 4)))
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, vocab_size=.*max 9999"):
+        apply(jnp.array([[1, 9999]]))  # was NaN logits (or, for -1, silently the last token's)
     with pytest.raises(ValueError, match="mask shape"):
         apply(tokens, mask=jnp.ones((3, 2), bool))
