@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from nips23jax.core.sharding import path_to_str
 from nips23jax.qlora.matmul import nf4_matmul
 from nips23jax.qlora.nf4 import NF4Tensor, dequantize_4bit, quantize_4bit, quantize_4bit_many
 
@@ -76,7 +77,8 @@ ADAPTER_NAMES = ("lora_a", "lora_b")
 
 @dataclasses.dataclass(frozen=True)
 class LoRAConfig:
-    """LoRA hyperparameters (QLoRA's recipe: rank 64, alpha 16, dropout 0.1 for <= 13B).
+    """LoRA hyperparameters. QLoRA's recipe for models up to 13B is rank 64, alpha 16, dropout 0.1
+    (``LoRAConfig(rank=64, alpha=16.0, dropout=0.1)``); the defaults here are smaller, for small models.
 
     Attributes:
       rank: adapter rank r (>= 1).
@@ -94,8 +96,10 @@ class LoRAConfig:
     targets: str = DEFAULT_TARGETS
 
     def __post_init__(self):
-        if not isinstance(self.rank, int) or self.rank < 1:
+        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
             raise ValueError(f"LoRAConfig: rank must be an int >= 1, got {self.rank!r}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
+            raise ValueError(f"LoRAConfig: alpha must be a finite number, got {self.alpha!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"LoRAConfig: dropout must be in [0, 1), got {self.dropout!r}")
         try:
@@ -107,10 +111,6 @@ class LoRAConfig:
     def scaling(self) -> float:
         """``alpha/r``, or ``alpha/√r`` with rsLoRA."""
         return self.alpha / (math.sqrt(self.rank) if self.rslora else self.rank)
-
-
-def _path_str(path) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
 
 
 def _matches(config: LoRAConfig, kernel_path: str) -> bool:
@@ -242,16 +242,20 @@ def _to_dict(tree: PyTree) -> dict:
 
 
 def target_paths(params: PyTree, targets: str = DEFAULT_TARGETS) -> list[str]:
-    """Paths ``"a/b/kernel"`` of the 2-D leaves of ``params`` matched by ``targets``.
+    """Paths ``"a/b/kernel"`` of the 2-D ``kernel`` leaves of ``params`` matched by ``targets``.
+
+    Only leaves named ``kernel`` qualify (not ``lora_a`` / ``lora_b``, embeddings or position tables,
+    which a loose regex such as ``"attn/query"`` would otherwise also select).
 
     Raises:
-      ValueError: the regex matches no 2-D leaf (the message lists a few paths that exist).
+      ValueError: the regex matches no 2-D kernel (the message lists a few kernel paths that exist).
     """
     leaves = jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda x: isinstance(x, NF4Tensor))[0]
-    paths = [_path_str(p) for p, x in leaves if len(getattr(x, "shape", ())) == 2]
+    paths = [path_to_str(p) for p, x in leaves
+             if len(getattr(x, "shape", ())) == 2 and path_to_str(p).rsplit("/", 1)[-1] == "kernel"]
     found = [p for p in paths if re.search(targets, p)]
     if not found:
-        raise ValueError(f"targets: the regex {targets!r} matches no 2-D parameter; 2-D paths are e.g. "
+        raise ValueError(f"targets: the regex {targets!r} matches no 2-D kernel; kernel paths are e.g. "
                          f"{paths[:6]}")
     return found
 
@@ -271,7 +275,7 @@ def add_adapters(key: jax.Array, params: PyTree, config: LoRAConfig = LoRAConfig
       ValueError: no kernel matched, or rank > min(in, out) of a targeted kernel.
     """
     out = _to_dict(params)
-    leaves = dict((_path_str(p), x) for p, x in jax.tree_util.tree_flatten_with_path(out)[0])
+    leaves = dict((path_to_str(p), x) for p, x in jax.tree_util.tree_flatten_with_path(out)[0])
     paths = target_paths(out, config.targets)
     for path in paths:
         _check_rank(config, leaves[path].shape, f"add_adapters: {path}")
@@ -303,7 +307,7 @@ def quantize_base(
     """
     rest = _to_dict(params)
     quant: dict = {}
-    leaves = dict((_path_str(p), x) for p, x in jax.tree_util.tree_flatten_with_path(rest)[0])
+    leaves = dict((path_to_str(p), x) for p, x in jax.tree_util.tree_flatten_with_path(rest)[0])
     paths = target_paths(rest, config.targets)
     qs = quantize_4bit_many([leaves[p] for p in paths], quant_type, block_size, double_quant=double_quant)
     for path, q in zip(paths, qs):  # one compiled program for every kernel
@@ -326,9 +330,9 @@ def dequantize_base(params: PyTree, quant: PyTree) -> dict:
         raise ValueError("quant: no NF4 kernels found")
     for p, q in flat:
         if not isinstance(q, NF4Tensor):
-            raise TypeError(f"quant: expected NF4Tensors, found a {type(q).__name__} at {_path_str(p)}")
+            raise TypeError(f"quant: expected NF4Tensors, found a {type(q).__name__} at {path_to_str(p)}")
     for (p, _), w in zip(flat, _dequantize_all(tuple(q for _, q in flat))):  # one compiled program
-        _nested_set(out, tuple(_path_str(p).split("/")), w)
+        _nested_set(out, tuple(path_to_str(p).split("/")), w)
     return out
 
 
@@ -340,14 +344,14 @@ def _dequantize_all(qs: tuple[NF4Tensor, ...]) -> tuple[jax.Array, ...]:
 def adapter_mask(params: PyTree) -> PyTree:
     """A pytree of bools, True at ``lora_a`` / ``lora_b`` leaves."""
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)
-    return jax.tree_util.tree_unflatten(treedef, [_path_str(p).rsplit("/", 1)[-1] in ADAPTER_NAMES for p, _ in flat])
+    return jax.tree_util.tree_unflatten(treedef, [path_to_str(p).rsplit("/", 1)[-1] in ADAPTER_NAMES for p, _ in flat])
 
 
 def adapter_params(params: PyTree) -> dict:
     """The adapter leaves alone, as a nested dict with the same paths (for adapter-only checkpoints)."""
     out: dict = {}
     for p, x in jax.tree_util.tree_flatten_with_path(params)[0]:
-        path = _path_str(p).split("/")
+        path = path_to_str(p).split("/")
         if path[-1] in ADAPTER_NAMES:
             _nested_set(out, tuple(path), x)
     if not out:
@@ -360,7 +364,7 @@ def disable_adapters(params: PyTree) -> PyTree:
     reference "adapters off"), sharing the base buffers instead of copying them."""
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)
     return jax.tree_util.tree_unflatten(
-        treedef, [jnp.zeros_like(x) if _path_str(p).endswith("lora_b") else x for p, x in flat])
+        treedef, [jnp.zeros_like(x) if path_to_str(p).rsplit("/", 1)[-1] == "lora_b" else x for p, x in flat])
 
 
 def count_params(params: PyTree, quant: PyTree = None) -> dict[str, int]:
@@ -399,7 +403,7 @@ def lora_optimizer(optimizer: optax.GradientTransformation, params: PyTree, *,
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)
     labels = []
     for p, _ in flat:
-        s = _path_str(p)
+        s = path_to_str(p)
         train = s.rsplit("/", 1)[-1] in ADAPTER_NAMES or (also_train is not None and re.search(also_train, s))
         labels.append("trainable" if train else "frozen")
     if "trainable" not in labels:
@@ -411,7 +415,7 @@ def lora_optimizer(optimizer: optax.GradientTransformation, params: PyTree, *,
 def _adapted_modules(params: PyTree) -> list[tuple[str, ...]]:
     mods = []
     for p, _ in jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda x: isinstance(x, NF4Tensor))[0]:
-        path = tuple(_path_str(p).split("/"))
+        path = tuple(path_to_str(p).split("/"))
         if path[-1] == "lora_a":
             mods.append(path[:-1])
     return mods
@@ -544,5 +548,5 @@ def load_adapters(path: str | Path, params: PyTree) -> dict:
             raise ValueError(f"load_adapters: the checkpoint at {path} does not fit params: {e}") from None
     out = _to_dict(params)
     for p, x in jax.tree_util.tree_flatten_with_path(saved)[0]:
-        _nested_set(out, tuple(_path_str(p).split("/")), x)
+        _nested_set(out, tuple(path_to_str(p).split("/")), x)
     return out

@@ -186,7 +186,14 @@ def _blockwise_absmax(flat: jax.Array, block: int) -> tuple[jax.Array, jax.Array
     # An all-zero block keeps scale 0 and scaled values 0 (bitsandbytes clamps its absmax to 1e-38,
     # a float32 subnormal that XLA may flush to zero, so the zero case is spelled out).
     inv = jnp.where(absmax > 0, 1.0 / jnp.where(absmax > 0, absmax, 1.0), 0.0)
-    scaled = jnp.clip(body * inv[:, None], -1, 1).reshape(-1)
+    # bitsandbytes multiplies by the reciprocal; above 2^126 that reciprocal is subnormal and XLA:CPU flushes
+    # it to 0 (every code would be 0). Such blocks are scaled by 2^-64 first (exact: a power of two), which
+    # keeps the reciprocal normal; every other block's codes stay bit-identical to bitsandbytes'.
+    huge = absmax >= 2.0**126
+    # the barrier keeps XLA's simplifier from folding the two 2^-64 factors back out
+    body_small, absmax_small = jax.lax.optimization_barrier((body * 2.0**-64, jnp.where(huge, absmax * 2.0**-64, 1.0)))
+    scaled = jnp.where(huge[:, None], body_small * (1.0 / absmax_small)[:, None], body * inv[:, None])
+    scaled = jnp.clip(scaled, -1, 1).reshape(-1)
     if n % block:
         tail = flat[full:]
         tail_max = jnp.max(jnp.abs(tail))
@@ -214,9 +221,15 @@ def _check_weight(w: jax.Array, name: str) -> jax.Array:
     return w
 
 
-def _check_finite(finite: jax.Array, name: str) -> None:
-    if not isinstance(finite, jax.core.Tracer) and not bool(finite):
+def _check_finite(status: jax.Array, name: str) -> None:
+    """Raises on the status the compiled quantization returns: 1 non-finite weight, 2 overflowed scales."""
+    if isinstance(status, jax.core.Tracer):
+        return
+    if int(status) == 1:
         raise ValueError(f"{name}: the weight contains NaN or Inf")
+    if int(status) == 2:
+        raise ValueError(f"{name}: the weight's block scales are too large for double quantization (their mean "
+                         "overflows float32, |w| near 3e38); quantize with double_quant=False")
 
 
 def quantize_4bit(
@@ -313,7 +326,7 @@ def quantize_int4(
 
 def _quantize_one(w: jax.Array, block_size: int, double_quant: bool, dq_block_size: int,
                   quant_type: str) -> tuple[NF4Tensor, jax.Array]:
-    """``(the NF4Tensor, whether every value of w is finite)``; traced inside one program."""
+    """``(the NF4Tensor, status)``: 0, or 1 for a non-finite weight, 2 for overflowed DQ scales; one program."""
     finite = jnp.all(jnp.isfinite(w))
     flat = w.reshape(-1).astype(jnp.float32)
     absmax, scaled = _blockwise_absmax(flat, block_size)
@@ -329,8 +342,9 @@ def _quantize_one(w: jax.Array, block_size: int, double_quant: bool, dq_block_si
         absmax2, scaled2 = _blockwise_absmax(absmax - offset, dq_block_size)
         dyn_mid = ((_DYNAMIC[:-1] + _DYNAMIC[1:]) / np.float32(2)).astype(np.float32)
         absmax = _nearest(scaled2, dyn_mid)
+    status = jnp.where(finite, jnp.where(jnp.isfinite(offset) & jnp.all(jnp.isfinite(absmax2)), 0, 2), 1)
     return NF4Tensor(packed, absmax, absmax2, offset, tuple(w.shape), jnp.dtype(w.dtype), block_size,
-                     dq_block_size, double_quant, quant_type), finite
+                     dq_block_size, double_quant, quant_type), status
 
 
 _quantize = jax.jit(_quantize_one, static_argnums=(1, 2, 3, 4))
@@ -357,6 +371,8 @@ def dequantize_4bit(q: NF4Tensor, dtype: Any = None) -> jax.Array:
 
     Works for every ``quant_type`` (the codebook is ``codebook(q.quant_type)``).
     """
+    if dtype is not None and not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+        raise ValueError(f"dequantize_4bit: dtype must be a floating dtype, got {jnp.dtype(dtype)}")
     codes = jnp.stack([q.packed >> 4, q.packed & 0xF], axis=-1).reshape(-1)[: q.size]
     values = jnp.asarray(codebook(q.quant_type))[codes.astype(jnp.int32)]
     scales = jnp.repeat(block_scales(q), q.block_size)[: q.size]
@@ -416,6 +432,19 @@ def from_bitsandbytes(
     """
     if quant_type not in ("nf4", "fp4"):
         raise ValueError(f"from_bitsandbytes: quant_type must be 'nf4' or 'fp4', got {quant_type!r}")
+    _check_args(quant_type, block_size, dq_block_size, "from_bitsandbytes")
+    if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+        raise ValueError(f"from_bitsandbytes: dtype must be a floating dtype, got {jnp.dtype(dtype)}")
+    dq = nested_absmax is not None
+    absmax_kind = np.asarray(absmax).dtype
+    if dq and absmax_kind != np.uint8:
+        raise ValueError(f"from_bitsandbytes: with nested_absmax (double quantization) absmax must be the uint8 codes, "
+                         f"got dtype {absmax_kind}")
+    if not dq and not np.issubdtype(absmax_kind, np.floating):
+        raise ValueError(f"from_bitsandbytes: without nested_absmax absmax must be float block scales, got dtype "
+                         f"{absmax_kind} (uint8 codes need nested_absmax and offset)")
+    if not dq and offset is not None:
+        raise ValueError("from_bitsandbytes: offset belongs to double quantization; pass nested_absmax too")
     shape = tuple(int(s) for s in shape)
     n = math.prod(shape)
     packed = np.asarray(packed, np.uint8).reshape(-1)
@@ -425,7 +454,6 @@ def from_bitsandbytes(
     blocks = -(-n // block_size)
     if absmax.size != blocks:
         raise ValueError(f"from_bitsandbytes: absmax has {absmax.size} entries, expected {blocks} blocks of {block_size}")
-    dq = nested_absmax is not None
     if dq:
         nested = np.asarray(nested_absmax, np.float32).reshape(-1)
         if nested.size != -(-blocks // dq_block_size):

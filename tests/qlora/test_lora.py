@@ -37,14 +37,27 @@ def test_config_scaling_and_errors():
         lora.LoRAConfig(dropout=1.0)
     with pytest.raises(ValueError, match="targets is not a valid regex"):
         lora.LoRAConfig(targets="(")
+    for bad in (float("nan"), "16", True):
+        with pytest.raises(ValueError, match="alpha must be a finite number"):
+            lora.LoRAConfig(alpha=bad)
+    with pytest.raises(ValueError, match="rank must be an int"):
+        lora.LoRAConfig(rank=True)
 
 
 def test_default_targets_are_dense_kernels_but_not_the_head():
     paths = lora.target_paths(_base_params())
     assert {p.split("/")[-2] for p in paths} == ADAPTED
     assert all(p.endswith("kernel") and "head" not in p and "embed" not in p for p in paths)
-    with pytest.raises(ValueError, match="matches no 2-D parameter"):
+    with pytest.raises(ValueError, match="matches no 2-D kernel"):
         lora.target_paths(_base_params(), "nothing_like_this")
+    with pytest.raises(ValueError, match="matches no 2-D kernel"):
+        lora.target_paths(_base_params(), "embed")  # the embedding table is 2-D but not a kernel
+    with_adapters = lora.add_adapters(jax.random.key(0), _base_params(), lora.LoRAConfig(rank=2, targets="attn/query"))
+    queries = lora.target_paths(with_adapters, "attn/query")
+    assert queries and all(p.endswith("attn/query/kernel") for p in queries)  # not its lora_a / lora_b
+    off = lora.disable_adapters({"a": {"lora_b": jnp.ones(2), "not_lora_b": jnp.ones(2)}})
+    np.testing.assert_array_equal(off["a"]["lora_b"], 0)
+    np.testing.assert_array_equal(off["a"]["not_lora_b"], 1)  # exact leaf names only
 
 
 def test_lora_model_layout_init_and_peft_conventions():

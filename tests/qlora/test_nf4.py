@@ -236,3 +236,22 @@ def test_bad_input():
         from_bitsandbytes(BNB[f"{k}/packed"], BNB[f"{k}/absmax"][:-1], (33, 7))
     with pytest.raises(ValueError, match="needs offset"):
         from_bitsandbytes(BNB["w2/dq/packed"], BNB["w2/dq/absmax"], (33, 7), nested_absmax=BNB["w2/dq/nested_absmax"])
+    # inconsistent double-quantization arrays: uint8 codes read as scales (max |w| 255 instead of ~4), float
+    # scales truncated to uint8, an offset without nested scales, bad block sizes and dtypes
+    with pytest.raises(ValueError, match="uint8 codes need nested_absmax"):
+        from_bitsandbytes(BNB["w2/dq/packed"], BNB["w2/dq/absmax"], (33, 7))
+    with pytest.raises(ValueError, match="absmax must be the uint8 codes"):
+        from_bitsandbytes(BNB[f"{k}/packed"], BNB[f"{k}/absmax"], (33, 7), nested_absmax=BNB["w2/dq/nested_absmax"],
+                          offset=0.1)
+    with pytest.raises(ValueError, match="offset belongs to double quantization"):
+        from_bitsandbytes(BNB[f"{k}/packed"], BNB[f"{k}/absmax"], (33, 7), offset=5.0)
+    with pytest.raises(ValueError, match="block_size must be an even int"):
+        from_bitsandbytes(BNB[f"{k}/packed"], BNB[f"{k}/absmax"], (33, 7), block_size=0)
+    with pytest.raises(ValueError, match="dtype must be a floating dtype"):
+        from_bitsandbytes(BNB[f"{k}/packed"], BNB[f"{k}/absmax"], (33, 7), dtype=jnp.int32)
+    with pytest.raises(ValueError, match="dtype must be a floating dtype"):
+        dequantize_4bit(quantize_nf4(np.ones(8, np.float32)), jnp.int8)
+    with pytest.raises(ValueError, match="too large for double quantization"):
+        quantize_nf4(np.full(4096, 3e38, np.float32))  # the mean of the block scales overflows
+    big = dequantize_4bit(quantize_nf4(np.full(4096, 3e38, np.float32), double_quant=False))
+    np.testing.assert_allclose(big, 3e38, rtol=1e-6)
