@@ -130,7 +130,7 @@ def _cmd_reproduce(args) -> int:
     configs = [_resolve_config(r, args) for r in repros]  # validate all before running any
     out_root = Path(args.out)
     _check_writable(out_root)
-    from nips23jax.core.distributed import is_main_process, main_print
+    from nips23jax.core.distributed import is_main_process, main_print, sync_processes
 
     main = is_main_process()  # in a multi-process job only process 0 prints and writes reports
     rows = []
@@ -140,7 +140,7 @@ def _cmd_reproduce(args) -> int:
         workdir = outdir / "runs" / config_fingerprint(config)
         if args.fresh and workdir.exists() and main:
             shutil.rmtree(workdir)
-        _sync_processes(f"fresh:{repro.name}")
+        sync_processes(f"fresh:{repro.name}")
         _check_writable(workdir)
         main_print(f"== {repro.name}: {repro.title}", flush=True)
         t0 = time.perf_counter()
@@ -155,7 +155,7 @@ def _cmd_reproduce(args) -> int:
                 shutil.copy2(workdir / fig, outdir / fig)
             report = reproduce.write_report(repro, result, config, outdir, command=command, elapsed_s=elapsed)
             print(f"   report: {report}  ({elapsed:.0f} s)", flush=True)
-        _sync_processes(f"report:{repro.name}")
+        sync_processes(f"report:{repro.name}")
         rows.append((repro, result))
     main_print()
     main_print(reproduce.summary_table(rows))
@@ -163,15 +163,6 @@ def _cmd_reproduce(args) -> int:
 
 
 _COMMANDS = ("list", "reproduce", "config", "launch")
-
-
-def _sync_processes(name: str) -> None:
-    import jax
-
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)
 
 
 def _cmd_launch(args) -> int:

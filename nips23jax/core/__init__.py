@@ -23,7 +23,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "train": ("FitResult", "MetricsLog", "TrainState", "as_key", "fit", "global_norm", "make_eval_step",
               "make_train_step"),
     "distributed": ("ProcessInfo", "gather", "global_batch", "initialize", "is_main_process", "launch",
-                    "local_batch", "main_print", "process_rows"),
+                    "local_batch", "main_print", "process_rows", "sync_processes"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)
@@ -70,6 +70,7 @@ if TYPE_CHECKING:  # the same names, spelled out for type checkers and IDEs
     from nips23jax.core.distributed import local_batch as local_batch
     from nips23jax.core.distributed import main_print as main_print
     from nips23jax.core.distributed import process_rows as process_rows
+    from nips23jax.core.distributed import sync_processes as sync_processes
     from nips23jax.core.sharding import batch_sharding as batch_sharding
     from nips23jax.core.sharding import make_mesh as make_mesh
     from nips23jax.core.sharding import param_shardings as param_shardings

@@ -25,6 +25,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from nips23jax.core.distributed import sync_processes
+
 PyTree = Any
 
 __all__ = ["CheckpointError", "Checkpointer"]
@@ -43,13 +45,6 @@ def _abstract(tree: PyTree) -> PyTree:
         return x
 
     return jax.tree_util.tree_map(leaf, tree)
-
-
-def _sync_processes(name: str) -> None:
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)
 
 
 class Checkpointer:
@@ -148,7 +143,7 @@ class Checkpointer:
             if failures:
                 for bad_step, why in failures:
                     self._quarantine(bad_step, why)
-                _sync_processes(f"nips23jax_checkpoint_quarantine_{step}")
+                sync_processes(f"nips23jax_checkpoint_quarantine_{step}")
                 self._manager = self._new_manager()
             return step, state
         detail = "; ".join(f"step {s}: {why}" for s, why in failures)

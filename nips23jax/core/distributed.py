@@ -73,6 +73,7 @@ __all__ = [
     "main_print",
     "process_info",
     "process_rows",
+    "sync_processes",
 ]
 
 DEFAULT_HEARTBEAT_TIMEOUT_S: int = 60
@@ -249,6 +250,16 @@ def is_main_process() -> bool:
     import jax
 
     return jax.process_index() == 0
+
+
+def sync_processes(name: str) -> None:
+    """Waits until every process reaches this point (a barrier named ``name``); a no-op on one process."""
+    import jax
+
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def main_print(*args: Any, **kwargs: Any) -> None:
