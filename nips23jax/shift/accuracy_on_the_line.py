@@ -103,6 +103,8 @@ def wilson_interval(acc: ArrayLike, num: ArrayLike, *, level: float = 0.95) -> n
       ``(m, 2)`` float64 array of ``[lo, hi]``.
     """
     acc = np.asarray(acc, np.float64)
+    if not np.all(np.isfinite(acc) & (acc >= 0) & (acc <= 1)):
+        raise ValueError(f"wilson_interval: acc must be accuracies in [0, 1], got {acc[~(np.isfinite(acc) & (acc >= 0) & (acc <= 1))][:5].tolist() if acc.ndim else acc}")
     num = np.broadcast_to(np.asarray(num, np.float64), acc.shape)
     if not 0.0 < level < 1.0:
         raise ValueError(f"wilson_interval: level must be in (0, 1), got {level}")
@@ -214,7 +216,10 @@ def accuracy_on_the_line(
         )
     x, y = probit(ida[kept]), probit(ooda[kept])
     xc, yc = x - x.mean(), y - y.mean()
-    slope = float(xc @ yc / (xc @ xc)) if xc @ xc > 0 else float("nan")
+    if not xc @ xc > 0:
+        raise ValueError(f"accuracy_on_the_line: id_acc has no spread across the {x.size} kept models (all "
+                         f"{float(ida[kept][0])}): the line's slope is undefined")
+    slope = float(xc @ yc / (xc @ xc))
     intercept = float(y.mean() - slope * x.mean())
     r2 = float(1.0 - np.sum((y - slope * x - intercept) ** 2) / (yc @ yc)) if yc @ yc > 0 else 1.0
 

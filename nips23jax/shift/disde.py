@@ -113,6 +113,9 @@ def shared_region_weights(pi: ArrayLike, is_target: ArrayLike, target_share: Arr
     pi = jnp.asarray(pi)
     t = jnp.asarray(is_target, pi.dtype)
     a = jnp.asarray(target_share, pi.dtype)
+    if pi.ndim != 1 or t.shape != pi.shape or a.ndim != 0:
+        raise ValueError(f"shared_region_weights: pi and is_target must be (n,) and target_share a scalar; got "
+                         f"{pi.shape}, {t.shape} and {a.shape}")
     num = t * a * (1 - pi) + (1 - t) * (1 - a) * pi
     return num / (a * (1 - pi) + (1 - a) * pi)
 
@@ -155,6 +158,12 @@ def disde_terms(
             "disde_terms: source_correct/source_weight and target_correct/target_weight must be matching 1-D arrays; "
             f"got {cp.shape}/{wp.shape} and {cq.shape}/{wq.shape}"
         )
+    for name, w in (("source_weight", wp), ("target_weight", wq)):
+        if not isinstance(w, jax.core.Tracer):
+            wn = np.asarray(w)
+            if not (np.all(np.isfinite(wn)) and np.all(wn >= 0) and wn.sum() > 0):
+                raise ValueError(f"disde_terms: {name} must be finite, >= 0 and not all 0 (weights of the shared "
+                                 f"region), got min {wn.min() if wn.size else None}, sum {wn.sum()}")
     c = jnp.concatenate([cp, cq])
     t = jnp.concatenate([jnp.zeros_like(cp), jnp.ones_like(cq)])
     return _terms(c, t, jnp.concatenate([wp, wq]), jnp.ones_like(c))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from nips23jax.shift import LineFit, accuracy_on_the_line, plot_accuracy_on_the_line, probit, wilson_interval
+from nips23jax.shift import accuracy_on_the_line, plot_accuracy_on_the_line, probit, wilson_interval
 
 
 def _gaussian_accuracies(c: float, num_models: int = 15, seed: int = 0):
@@ -63,6 +63,9 @@ def test_wilson_interval_inverts_the_score_test():
     np.testing.assert_allclose(ci[0], [0.4902, 0.9433], atol=1e-4)  # textbook value for 8/10
     with pytest.raises(ValueError, match="num"):
         wilson_interval([0.5], [0])
+    for bad in ([1.2, 0.5], [-0.1], [np.nan]):  # were NaN intervals
+        with pytest.raises(ValueError, match=r"acc must be accuracies in \[0, 1\]"):
+            wilson_interval(bad, 100)
 
 
 def test_bootstrap_band_reproducible_and_brackets_the_fit():
@@ -109,12 +112,9 @@ def test_extreme_accuracies_keep_finite_probits():
         ([0.5, 0.6], [0.5, 0.6], "at least 3 models"),
         ([0.5, 0.6, 0.7], [0.5, 0.6], "one entry per model"),
         ([[0.5, 0.6, 0.7]], [0.5, 0.6, 0.7], "1-D"),
+        ([0.8, 0.8, 0.8], [0.6, 0.7, 0.75], "id_acc has no spread"),  # was slope, intercept, R² all NaN
     ],
 )
 def test_bad_input(id_acc, ood_acc, match):
     with pytest.raises(ValueError, match=match):
         accuracy_on_the_line(id_acc, ood_acc)
-
-
-def test_result_type():
-    assert isinstance(accuracy_on_the_line([0.6, 0.7, 0.8], [0.5, 0.6, 0.7]), LineFit)

@@ -178,3 +178,13 @@ def test_sharded_equals_unsharded():
     sharded = jax.jit(disde_terms)(*(jax.device_put(v, s) for v in (cp, cq, wp, wq)))
     plain = disde_terms(cp, cq, wp, wq)
     np.testing.assert_allclose(np.array(sharded), np.array(plain), rtol=1e-5, atol=1e-7)
+
+
+def test_weights_are_checked():
+    c = np.array([1.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="source_weight must be finite, >= 0 and not all 0"):
+        disde_terms(c, [1.0, 1.0], np.zeros(3), [1.0, 1.0])  # was NaN
+    with pytest.raises(ValueError, match="source_weight must be finite, >= 0"):
+        disde_terms(c, [1.0, 1.0], [-1.0, 1.0, 0.0], [1.0, 1.0])  # was -inf
+    with pytest.raises(ValueError, match=r"pi and is_target must be \(n,\)"):
+        shared_region_weights(jnp.array([0.3, 0.6]), jnp.array([[0.0], [1.0]]), 0.5)  # would broadcast to (2, 2)
