@@ -71,10 +71,21 @@ def token_probability(cross_entropy: ArrayLike) -> jax.Array:
 
 
 def _length(where: str, length) -> int | jax.Array:
+    if isinstance(length, jax.core.Tracer):
+        return length
     arr = np.asarray(length)
-    if arr.size and (not np.issubdtype(arr.dtype, np.number) or np.any(arr < 0)):
-        raise ValueError(f"{where}: length must be >= 0 tokens, got {length!r}")
+    if arr.size and (not np.issubdtype(arr.dtype, np.number) or np.any(~np.isfinite(arr)) or np.any(arr < 0)):
+        raise ValueError(f"{where}: length must be finite and >= 0 tokens, got {length!r}")
     return length
+
+
+def _probability(where: str, p) -> jax.Array:
+    p = jnp.asarray(p, jnp.result_type(float))
+    if not isinstance(p, jax.core.Tracer):
+        a = np.asarray(p)
+        if not np.all((a >= 0) & (a <= 1)):
+            raise ValueError(f"{where}: p must be a per-token accuracy in [0, 1], got {a[~((a >= 0) & (a <= 1))][:3] if a.ndim else a}")
+    return p
 
 
 def analytic_exact_match(p: ArrayLike, length: ArrayLike) -> jax.Array:
@@ -87,7 +98,7 @@ def analytic_exact_match(p: ArrayLike, length: ArrayLike) -> jax.Array:
     Returns:
       ``p ** L`` (broadcast).
     """
-    return jnp.asarray(p, jnp.result_type(float)) ** _length("analytic_exact_match", length)
+    return _probability("analytic_exact_match", p) ** _length("analytic_exact_match", length)
 
 
 def analytic_edit_distance(p: ArrayLike, length: ArrayLike) -> jax.Array:
@@ -100,7 +111,7 @@ def analytic_edit_distance(p: ArrayLike, length: ArrayLike) -> jax.Array:
     Returns:
       ``L * (1 - p)`` (broadcast).
     """
-    return _length("analytic_edit_distance", length) * (1.0 - jnp.asarray(p, jnp.result_type(float)))
+    return _length("analytic_edit_distance", length) * (1.0 - _probability("analytic_edit_distance", p))
 
 
 def emergence_score(values: ArrayLike, scales: ArrayLike | None = None) -> jax.Array:
@@ -176,8 +187,10 @@ def items_to_resolve(accuracy: ArrayLike, confidence: float = 0.95, min_correct:
         raise ValueError(f"items_to_resolve: confidence must be in (0, 1), got {confidence!r}")
     if not isinstance(min_correct, (int, np.integer)) or min_correct < 1:
         raise ValueError(f"items_to_resolve: min_correct must be an int >= 1, got {min_correct!r}")
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):  # a -> 0 gives inf items, rejected below
         first = np.where(a >= 1, 1.0, np.ceil(np.log1p(-confidence) / np.log1p(-np.minimum(a, 1 - 1e-300))))
+    if np.any(first > 2.0**62):
+        raise ValueError(f"items_to_resolve: accuracy {a.min():.3g} needs more than 4.6e18 items (beyond int64)")
     if min_correct == 1:
         return np.maximum(first, 1).astype(np.int64)
     from scipy.stats import binom  # scipy ships with jax

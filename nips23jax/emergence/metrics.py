@@ -17,6 +17,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from nips23jax.emergence.edit_distance import as_device_array, longest_common_subsequence, prepare_pairs
@@ -78,6 +79,11 @@ def _choices(where: str, scores: ArrayLike, correct: ArrayLike) -> tuple[jax.Arr
         raise TypeError(f"{where}: correct must be integer choice indices, got dtype {correct.dtype}")
     if correct.shape != scores.shape[:1]:
         raise ValueError(f"{where}: correct must have shape ({scores.shape[0]},), got {correct.shape}")
+    if not isinstance(correct, jax.core.Tracer) and correct.size:
+        c = np.asarray(correct)
+        if c.min() < 0 or c.max() >= scores.shape[1]:
+            raise ValueError(f"{where}: correct must be choice indices in [0, {scores.shape[1]}), got min {c.min()}, "
+                             f"max {c.max()}")
     return scores, correct
 
 
@@ -121,6 +127,11 @@ def brier_score(choice_scores: ArrayLike, correct: ArrayLike, *, from_logits: bo
       ``(B,)`` float32.
     """
     scores, correct = _choices("brier_score", choice_scores, correct)
+    if not from_logits and not isinstance(scores, jax.core.Tracer):
+        q = np.asarray(scores, np.float64)
+        if not (np.all((q >= 0) & (q <= 1)) and np.allclose(q.sum(1), 1.0, atol=1e-3)):
+            raise ValueError("brier_score: with from_logits=False choice_scores must be probabilities (rows in [0, 1] "
+                             f"summing to 1); got row sums {np.round(q.sum(1)[:5], 4).tolist()} and min {q.min():.3g}")
     return _brier(scores, correct, from_logits)
 
 
@@ -144,6 +155,11 @@ def _logit_targets(where: str, logits: ArrayLike, targets: ArrayLike, mask: Arra
         mask = as_device_array(mask)
         if mask.shape != targets.shape:
             raise ValueError(f"{where}: mask must have the targets' shape {targets.shape}, got {mask.shape}")
+    if not any(isinstance(a, jax.core.Tracer) for a in (targets, mask)):
+        scored = np.asarray(targets) if mask is None else np.asarray(targets)[np.asarray(mask).astype(bool)]
+        if scored.size and (scored.min() < 0 or scored.max() >= logits.shape[2]):
+            raise ValueError(f"{where}: targets must be token ids in [0, {logits.shape[2]}) where scored, got min "
+                             f"{scored.min()}, max {scored.max()}")
     return logits, targets, mask
 
 

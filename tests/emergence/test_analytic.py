@@ -28,8 +28,11 @@ def test_power_law_closed_forms():
         power_law_cross_entropy([1e6, 0.0], 1e8, -0.5)
     with pytest.raises(ValueError, match="c must be > 0"):
         power_law_cross_entropy(1e6, float("nan"), -0.5)
-    with pytest.raises(ValueError, match="length must be >= 0"):
+    with pytest.raises(ValueError, match="length must be finite and >= 0"):
         analytic_exact_match(0.5, -1)
+    for fn, p in ((analytic_exact_match, 1.5), (analytic_exact_match, -0.5), (analytic_edit_distance, 2.0)):
+        with pytest.raises(ValueError, match=r"p must be a per-token accuracy in \[0, 1\]"):
+            fn(p, 3)
 
 
 def test_emergence_score_against_hand_computation():
@@ -64,3 +67,5 @@ def test_resolution_and_items_to_resolve_against_binomial():
         items_to_resolve(0.0)
     with pytest.raises(ValueError, match="confidence"):
         items_to_resolve(0.1, confidence=1.0)
+    with pytest.raises(ValueError, match="beyond int64"):  # was -9223372036854775808
+        items_to_resolve([1e-19, 1e-310])

@@ -44,6 +44,13 @@ def test_multiple_choice_grade_and_brier_hand_worked():
         brier_score(scores, correct.astype(float))
     with pytest.raises(ValueError, match="correct must have shape \\(3,\\)"):
         multiple_choice_grade(scores, correct[:2])
+    for fn in (multiple_choice_grade, brier_score):  # were a grade of 0 / a plausible Brier score
+        with pytest.raises(ValueError, match=r"correct must be choice indices in \[0, 2\)"):
+            fn(np.array([[0.1, 0.9]], np.float32), np.array([5]))
+    with pytest.raises(ValueError, match="must be probabilities"):  # was 8, outside [0, 2]
+        brier_score(np.array([[3.0, -2.0]], np.float32), np.array([0]), from_logits=False)
+    np.testing.assert_allclose(brier_score(np.array([[0.25, 0.75]], np.float32), np.array([1]), from_logits=False),
+                               [0.125], rtol=1e-6)
 
 
 def test_log_likelihood_and_cross_entropy_match_numpy():
@@ -62,6 +69,10 @@ def test_log_likelihood_and_cross_entropy_match_numpy():
     assert float(per_token_cross_entropy(big, np.array([[0]]))[0]) == pytest.approx(1e4)
     with pytest.raises(ValueError, match="aligned"):
         per_token_cross_entropy(logits, targets[:, :4])
+    with pytest.raises(ValueError, match=r"targets must be token ids in \[0, 3\) where scored"):
+        per_token_cross_entropy(np.zeros((1, 2, 3), np.float32), np.array([[0, 5]]))  # was NaN
+    with pytest.raises(ValueError, match="targets must be token ids"):
+        sequence_log_likelihood(np.zeros((1, 2, 3), np.float32), np.array([[0, -1]]))  # wrapped to the last id
 
 
 def naive_bleu(pairs, max_order=4, smooth=False):
