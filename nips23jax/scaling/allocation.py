@@ -8,7 +8,9 @@ spends compute on more epochs and (since excess parameters decay faster, ``R_N* 
 fewer parameters than a naive Chinchilla allocation would.
 
 The minimum is found on a log-spaced grid of ``N`` over six decades around Chinchilla's ``N_opt``,
-refined by a second grid around the best point (relative resolution ≈ 1e-5 in ``N``).
+refined by a second grid around the best point. The grid step is ≈ 9e-5 in ``log N``; in float32 the
+loss is so flat near the optimum that the answer can sit ~0.3% from it (e.g. 2.907e9 vs Chinchilla's
+2.915e9 at C = 1e21 without the constraint); under ``jax.enable_x64`` it is exact to the grid.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from nips23jax.scaling.law import (
     DataConstrainedParams,
     _check_params,
     _check_positive,
+    _float_dtype,
+    _number,
     chinchilla_optimal,
     data_constrained_loss,
 )
@@ -84,15 +88,14 @@ def optimal_allocation(
         alloc = optimal_allocation(1e21, 25e9)     # epochs > 1: the unique data is repeated
     """
     _check_params(params, "optimal_allocation")
+    C, U_D = _number(C), _number(U_D)
     _check_positive("C", C, "optimal_allocation")
     _check_positive("U_D", U_D, "optimal_allocation")
     if not isinstance(num_points, (int, np.integer)) or num_points < 5:
         raise ValueError(f"optimal_allocation: num_points must be an int >= 5, got {num_points!r}")
     if not decades > 0:
         raise ValueError(f"optimal_allocation: decades must be > 0, got {decades!r}")
-    dtype = jnp.result_type(jnp.asarray(C), jnp.asarray(U_D))
-    if not jnp.issubdtype(dtype, jnp.floating):
-        dtype = jnp.asarray(0.0).dtype
+    dtype = _float_dtype(C, U_D)
     C, U_D = jnp.broadcast_arrays(jnp.asarray(C, dtype), jnp.asarray(U_D, dtype))
     shape = C.shape
     params = jax.tree.map(lambda v: jnp.asarray(v, dtype), params)

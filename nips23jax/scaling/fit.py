@@ -7,8 +7,9 @@ observed log-loss,
 
 (``A = e^a``, ``B = e^b``, ``E = e^e``; LSE is log-sum-exp, so ``exp(LSE) = E + A/N'^α + B/D'^β``)
 with L-BFGS (``optax.lbfgs``) from every point of a grid of initializations at once (``jax.vmap``),
-keeping the best. Two stages, as in the paper: (1) the Chinchilla terms ``a, b, e, α, β`` on the
-runs of at most one epoch (``N' = N``, ``D' = D``); (2) with those fixed, ``R_D*`` and ``R_N*``
+keeping the best. Three stages, the paper's two and a joint refit: (1) the Chinchilla terms ``a, b,
+e, α, β`` on the runs of at most one epoch (``N' = N``, ``D' = D``; on every run when fewer than 5
+single-epoch runs exist, 4 with ``tie``); (2) with those fixed, ``R_D*`` and ``R_N*``
 (optimized as logarithms, so they stay positive) on all runs; (3) all seven together on all runs,
 starting from stage 2 (single-epoch runs of models larger than ``U_N`` have ``N' < N``, which
 stage 1 ignores; this removes that bias). The objective is nearly flat in
@@ -105,6 +106,12 @@ def huber_log_objective(
     Returns:
       Scalar.
     """
+    if not delta > 0:
+        raise ValueError(f"huber_log_objective: delta must be > 0, got {delta!r}")
+    shapes = [jnp.shape(a) for a in (pred_log_loss, log_loss) + (() if weights is None else (weights,))]
+    if len(shapes[0]) != 1 or any(sh != shapes[0] for sh in shapes):
+        raise ValueError(f"huber_log_objective: pred_log_loss, log_loss (and weights) must be equal-length vectors "
+                         f"(R,), got shapes {shapes}")
     h = optax.losses.huber_loss(pred_log_loss, log_loss, delta=delta)
     return jnp.sum(h if weights is None else weights * h)
 
@@ -232,11 +239,11 @@ def _bucket(n: int, size: int) -> int:
 
 
 def _two_stage(inits1, decay_inits, logs, weights, tie, delta, max_iter, tol):
-    """Stage 1 (Chinchilla terms on single-epoch runs), then stage 2 (R_D*, R_N* on all runs)."""
+    """Stage 1 (Chinchilla terms on single-epoch runs), stage 2 (R_D*, R_N* on all runs), stage 3 (all seven)."""
     logN, logD, logU, logL = logs
     k = _bucket(max(len(inits1), len(decay_inits)), _STARTS_BUCKET)
     single = (logD <= logU) & (weights > 0)
-    # too few single-epoch runs for the Chinchilla constants: stage 1 uses every run (documented)
+    # too few single-epoch runs for the Chinchilla constants: stage 1 uses every run (module docstring)
     w1 = weights * single if single.sum() >= (4 if tie else 5) else weights
     free1 = np.array([1, 1, 1, 1, 0 if tie else 1, 0, 0], bool)
     kw = dict(delta=delta)
@@ -246,10 +253,9 @@ def _two_stage(inits1, decay_inits, logs, weights, tie, delta, max_iter, tol):
     inits2 = np.concatenate([np.tile(x1[:5], (len(decay_inits), 1)), decay_inits], axis=1)
     x2, _ = _solve(_pad_rows(inits2, k), np.array([0, 0, 0, 0, 0, 1, 1], bool), tie,
                    logN, logD, logU, logL, weights, *it, **kw)
-    # stage 3: every constant together on all runs, from stage 2's answer (removes stage 1's bias
-    # from single-epoch runs with excess parameters, whose N' < N)
-    # from stage 2's answer and from every grid start (with stage 2's decay constants): a single
-    # start can stall on the Huber objective's kinks
+    # stage 3: every constant together on all runs (removes stage 1's bias from single-epoch runs with
+    # excess parameters, whose N' < N), from stage 2's answer and from every grid start with stage 2's
+    # decay constants (a single start can stall on the Huber objective's kinks)
     free3 = free1 | np.array([0, 0, 0, 0, 0, 1, 1], bool)
     x2 = np.asarray(x2)
     grid3 = np.concatenate([inits1[:, :5], np.tile(x2[5:], (len(inits1), 1))], axis=1)
@@ -281,7 +287,7 @@ def fit_data_constrained(
 ) -> tuple[DataConstrainedParams, float]:
     """Fits ``L(N, D, U_D) = E + A/N'^α + B/D'^β`` (Eq. 5) to runs; returns ``(params, R²)``.
 
-    Huber (δ) on log-loss, optax L-BFGS from every grid point (vmapped), two stages (see module
+    Huber (δ) on log-loss, optax L-BFGS from every grid point (vmapped), three stages (see module
     docstring), all in float64.
 
     Args:
@@ -365,7 +371,7 @@ def bootstrap_data_constrained(
     """Percentile bootstrap intervals for the fitted constants (runs resampled with replacement).
 
     Each resample is a vector of run counts (the weights of the Huber objective), so every
-    resample is refitted by the same compiled two-stage solver (the grid of starts vmapped).
+    resample is refitted by the same compiled three-stage solver (the grid of starts vmapped).
 
     Args:
       N, D, U_D, loss: ``(R,)`` runs, as :func:`fit_data_constrained`.

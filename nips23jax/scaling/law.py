@@ -83,11 +83,16 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def _number(x):
+    """A Python int as a float (counts such as 2.4e11 tokens overflow int32, and 1e21 FLOPs int64)."""
+    return float(x) if isinstance(x, int) and not isinstance(x, bool) else x
+
+
 def _check_positive(name: str, x: ArrayLike, fn: str) -> None:
     """ValueError unless every entry of ``x`` is finite and > 0 (skipped for traced values)."""
     if not _is_concrete(x):
         return
-    arr = np.asarray(x)
+    arr = np.asarray(_number(x))
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise TypeError(f"{fn}: {name} must be real numbers, got dtype {arr.dtype}")
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
@@ -107,10 +112,26 @@ def _check_params(params: DataConstrainedParams, fn: str) -> None:
 def _float(*xs):
     """Arrays of the inputs' common float dtype (Python numbers: the default float, i.e. float64
     under ``jax.enable_x64``; integers are promoted to it)."""
-    dtype = jnp.result_type(*[jnp.asarray(x) for x in xs])
+    xs = [_number(x) for x in xs]
+    return [jnp.asarray(x, _float_dtype(*xs)) for x in xs]
+
+
+def _float_dtype(*xs):
+    """The common float dtype of ``xs``, decided without converting them (a Python int such as 2.4e11
+    tokens does not fit the int32 that ``jnp.asarray`` would make of it)."""
+    def proxy(x):  # a float array of x's dtype, or a weakly typed Python number
+        x = _number(x)
+        if hasattr(x, "dtype"):
+            return jnp.zeros((), jax.dtypes.canonicalize_dtype(x.dtype)) if np.issubdtype(x.dtype, np.floating) else 0
+        if np.ndim(x):  # a (nested) list: its NumPy dtype
+            k = np.asarray(x).dtype
+            return jnp.zeros((), jax.dtypes.canonicalize_dtype(k)) if np.issubdtype(k, np.floating) else 0
+        return 0.0 if isinstance(x, float) else 0
+
+    dtype = jnp.result_type(*[proxy(x) for x in xs])
     if not jnp.issubdtype(dtype, jnp.floating):
         dtype = jnp.asarray(0.0).dtype
-    return [jnp.asarray(x, dtype) for x in xs]
+    return dtype
 
 
 def effective_data(D: ArrayLike, U_D: ArrayLike, R_D_star: ArrayLike = PUBLISHED.R_D_star) -> jax.Array:

@@ -134,9 +134,13 @@ def load_runs(path: str | os.PathLike) -> RunsTable:
             raise ValueError(f"load_runs: {str(path)!r} is not valid JSON ({e})") from None
         if isinstance(data, Mapping):
             keys = list(data)
-            lengths = {len(v) for v in data.values() if isinstance(v, Sequence) and not isinstance(v, str)}
-            if len(lengths) != 1 or len(keys) != len(data):
-                raise ValueError(f"load_runs: a JSON object must map column names to equal-length lists, got keys {keys}")
+            not_lists = [k for k, v in data.items() if not isinstance(v, list)]
+            if not_lists:
+                raise ValueError(f"load_runs: a JSON object must map column names to lists; {not_lists} are not lists")
+            lengths = {len(v) for v in data.values()}
+            if len(lengths) != 1:
+                raise ValueError(f"load_runs: a JSON object must map column names to equal-length lists, got lengths "
+                                 f"{ {k: len(v) for k, v in data.items()} }")
             n = lengths.pop()
             data = [{k: data[k][i] for k in keys} for i in range(n)]
         if not isinstance(data, list):

@@ -64,6 +64,10 @@ def test_huber_objective_and_r2_match_numpy():
     r = np.abs(p - y)
     naive = np.where(r <= 1e-3, 0.5 * r**2, 1e-3 * (r - 0.5e-3))
     np.testing.assert_allclose(huber_log_objective(p, y, w, 1e-3), np.sum(w * naive), rtol=1e-5)
+    with pytest.raises(ValueError, match="equal-length vectors"):
+        huber_log_objective(p[:3], y[:3], np.ones((3, 1)))  # would broadcast to (3, 3)
+    with pytest.raises(ValueError, match="delta must be > 0"):
+        huber_log_objective(p, y, w, -1.0)
     y2 = rng.normal(size=10)
     p2 = y2 + 0.1 * rng.normal(size=10)
     assert r_squared(y2, p2) == pytest.approx(1 - np.sum((y2 - p2) ** 2) / np.sum((y2 - y2.mean()) ** 2))

@@ -39,6 +39,8 @@ def test_published_constants_give_the_papers_losses():
     out = data_constrained_loss(6.34e9, 242e9, 25e9)
     assert out.dtype == jnp.float32 and float(out) == pytest.approx(2.225644, rel=1e-5)
     assert P.A == pytest.approx(np.exp(6.255414)) and P.R_D_star == 15.387756
+    # token and parameter counts as Python ints (2.42e11 overflowed int32 before they became floats)
+    assert float(data_constrained_loss(6_340_000_000, 242_000_000_000, 25_000_000_000)) == pytest.approx(2.225644, rel=1e-5)
 
 
 def test_loss_matches_naive_numpy_on_random_runs():

@@ -42,3 +42,6 @@ def test_bad_layouts(tmp_path):
         load_runs(tmp_path / "x.txt")
     with pytest.raises(ValueError, match="row 0 column 'N' must be finite"):
         runs_from_records([[0, 1, 1, 1]])
+    (tmp_path / "cols.json").write_text('{"N": [1e9], "D": [1e10], "U_D": [1e10], "loss": 3.0}')
+    with pytest.raises(ValueError, match=r"\['loss'\] are not lists"):  # was a TypeError naming no column
+        load_runs(tmp_path / "cols.json")
