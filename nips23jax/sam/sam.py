@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from nips23jax.core.compile import jit_per_function
@@ -40,10 +41,12 @@ __all__ = ["SAMState", "sam", "sam_gradient", "sam_perturbation"]
 
 
 def _check_rho_eta(where: str, rho: float, eta: float) -> None:
-    if not isinstance(rho, jax.Array) and not rho >= 0:
-        raise ValueError(f"{where}: rho must be >= 0, got {rho!r}")
-    if not isinstance(eta, jax.Array) and not eta >= 0:
-        raise ValueError(f"{where}: eta must be >= 0, got {eta!r}")
+    """Checks concrete values (traced ones, and schedules, are checked where they become concrete, if ever)."""
+    for name, v in (("rho", rho), ("eta", eta)):
+        if callable(v) or isinstance(v, jax.core.Tracer):
+            continue
+        if np.ndim(v) != 0 or not float(v) >= 0:
+            raise ValueError(f"{where}: {name} must be a scalar >= 0, got {v!r}")
 
 
 def sam_perturbation(

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from nips23jax.core.compile import jit_per_function
@@ -88,16 +89,16 @@ def hessian_trace(
       method: ``"exact"`` or ``"hutchinson"``.
       key: PRNG key, required for Hutchinson.
       num_samples: Hutchinson probe vectors (>= 1).
-      chunk_size: Hessian-vector products per vmapped chunk (exact method).
+      chunk_size: Hessian-vector products per vmapped chunk (>= 1).
 
     Returns:
       Scalar trace in the parameters' dtype.
     """
     if method not in ("exact", "hutchinson"):
         raise ValueError(f"hessian_trace: unknown method {method!r}; expected 'exact' or 'hutchinson'")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"hessian_trace: chunk_size must be an int >= 1, got {chunk_size!r}")
     if method == "exact":
-        if chunk_size < 1:
-            raise ValueError(f"hessian_trace: chunk_size must be >= 1, got {chunk_size}")
         return _EXACT_TRACE(loss_fn, chunk_size, params, batch)
     if key is None:
         raise ValueError("hessian_trace: method='hutchinson' needs key=")
@@ -135,7 +136,7 @@ def top_hessian_eigenvalue(
     params: PyTree,
     batch: PyTree,
     *,
-    key: jax.Array | int = 0,
+    key: jax.Array | int,
     max_iters: int = 100,
     tol: float = 1e-6,
 ) -> TopEigen:
@@ -156,6 +157,8 @@ def top_hessian_eigenvalue(
     """
     if max_iters < 1:
         raise ValueError(f"top_hessian_eigenvalue: max_iters must be >= 1, got {max_iters}")
+    if not (isinstance(tol, jax.core.Tracer) or (np.ndim(tol) == 0 and 0 <= float(tol) < np.inf)):
+        raise ValueError(f"top_hessian_eigenvalue: tol must be a finite number >= 0, got {tol!r}")
     return _TOP_EIGEN(loss_fn, max_iters, params, batch, as_key(key), tol)
 
 
@@ -196,6 +199,9 @@ def interpolation_hessian_trace(model_fn: Callable[[PyTree, jax.Array], jax.Arra
     Returns:
       Scalar.
     """
+    if jnp.ndim(xs) < 1 or jnp.shape(xs)[0] == 0:
+        raise ValueError(f"interpolation_hessian_trace: xs must hold n >= 1 inputs along its first axis, got shape "
+                         f"{jnp.shape(xs)}")
     return _INTERPOLATION_TRACE(model_fn, params, xs)
 
 

@@ -181,8 +181,12 @@ def test_sharded_batch_gives_the_unsharded_result():
 def test_bad_input():
     params, loss_fn, batch = _problem()
     g = jax.grad(loss_fn)(params, batch)
-    with pytest.raises(ValueError, match="rho must be >= 0"):
+    with pytest.raises(ValueError, match="rho must be a scalar >= 0"):
         sam(optax.sgd(0.1), rho=-0.1)
+    with pytest.raises(ValueError, match="rho must be a scalar >= 0"):  # a concrete array too (was unchecked)
+        sam_gradient(loss_fn, params, batch, jnp.array(-0.5))
+    with pytest.raises(ValueError, match="eta must be a scalar >= 0"):
+        sam_perturbation(g, params, 0.1, adaptive=True, eta=jnp.array(-5.0))
     with pytest.raises(ValueError, match="m_sharpness must be a positive int"):
         sam(optax.sgd(0.1), m_sharpness=0)
     opt = sam(optax.sgd(0.1))

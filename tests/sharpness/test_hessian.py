@@ -113,4 +113,12 @@ def test_bad_input():
     with pytest.raises(ValueError, match="v has structure"):
         hvp(loss_fn, params, batch, {"u": params["u"]})
     with pytest.raises(ValueError, match="max_iters"):
-        top_hessian_eigenvalue(loss_fn, params, batch, max_iters=0)
+        top_hessian_eigenvalue(loss_fn, params, batch, key=0, max_iters=0)
+    with pytest.raises(TypeError, match="key"):  # the random start needs an explicit key
+        top_hessian_eigenvalue(loss_fn, params, batch)
+    with pytest.raises(ValueError, match="tol must be a finite number >= 0"):  # NaN stopped after 2 iterations
+        top_hessian_eigenvalue(loss_fn, params, batch, key=0, tol=float("nan"))
+    with pytest.raises(ValueError, match="chunk_size must be an int >= 1"):  # was a reshape error
+        hessian_trace(loss_fn, params, batch, method="hutchinson", key=0, chunk_size=-2)
+    with pytest.raises(ValueError, match="n >= 1 inputs"):  # was 0/0 = NaN
+        interpolation_hessian_trace(lambda p, x: jnp.sum(x), params, jnp.zeros((0, 3)))
