@@ -86,6 +86,14 @@ def _check_tree(tree: Any, x: np.ndarray, fn: str, name: str) -> None:
         raise TypeError(f"{fn}: expected a fitted scikit-learn decision tree, got {type(tree).__name__}")
     if x.ndim != 2 or x.shape[1] != tree.n_features_in_:
         raise ValueError(f"{fn}: {name} must have shape (num, {tree.n_features_in_}) (the tree's features), got {x.shape}")
+    criterion = getattr(tree, "criterion", "squared_error")
+    if criterion not in _MEAN_LEAF_CRITERIA:
+        raise ValueError(f"{fn}: the tree's criterion {criterion!r} does not predict the mean of its leaf (only "
+                         f"{sorted(_MEAN_LEAF_CRITERIA)} make a tree the leaf-mean smoother)")
+
+
+# split criteria whose leaves predict the (weighted) mean of their training targets
+_MEAN_LEAF_CRITERIA = frozenset({"squared_error", "friedman_mse", "poisson"})
 
 
 def tree_leaves(tree: Any, x: ArrayLike) -> np.ndarray:
@@ -187,6 +195,14 @@ def boosting_update(
     n = s_train.shape[0]
     if s_train.shape != (n, n) or s_query.ndim != 2 or s_query.shape[1] != n:
         raise ValueError(f"boosting_update: s_train must be (n, n) and s_query (m, n), got {s_train.shape}, {s_query.shape}")
+    for name, ids in (("train_leaves", train_leaves), ("query_leaves", query_leaves)):
+        if not isinstance(ids, jax.core.Tracer) and np.size(ids):  # segment_sum drops ids out of range silently
+            a = np.asarray(ids)
+            if a.min() < 0 or a.max() >= num_leaves:
+                raise ValueError(f"boosting_update: {name} must be leaf ids in [0, num_leaves={num_leaves}), got min "
+                                 f"{a.min()}, max {a.max()}")
+    if not isinstance(learning_rate, jax.core.Tracer) and not 0 < float(learning_rate) <= 1:
+        raise ValueError(f"boosting_update: learning_rate must be in (0, 1], got {float(learning_rate)}")
     w = jnp.ones((n,), s_train.dtype) if train_weights is None else train_weights.astype(s_train.dtype)
     residual_map = jnp.eye(n, dtype=s_train.dtype) - s_train
     total = jax.ops.segment_sum(w[:, None] * residual_map, train_leaves, num_segments=num_leaves)

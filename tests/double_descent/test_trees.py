@@ -112,6 +112,14 @@ def test_bad_input():
         tree_smoother(tree, x, xq[:, :2])
     with pytest.raises(TypeError, match="fitted scikit-learn decision tree"):
         tree_smoother(object(), x, xq)
+    median = DecisionTreeRegressor(max_leaf_nodes=4, criterion="absolute_error").fit(x, y)
+    with pytest.raises(ValueError, match="criterion 'absolute_error' does not predict the mean"):
+        tree_smoother(median, x, xq)  # its S @ y was 0.5 off the tree's predictions
+    s = jnp.zeros((4, 4))
+    with pytest.raises(ValueError, match=r"query_leaves must be leaf ids in \[0, num_leaves=2\)"):
+        boosting_update(s, s[:2], jnp.array([0, 0, 1, 1]), jnp.array([0, 5]), 0.5, num_leaves=2)  # segment_sum dropped 5
+    with pytest.raises(ValueError, match=r"learning_rate must be in \(0, 1\]"):
+        boosting_update(s, s[:2], jnp.array([0, 0, 1, 1]), jnp.array([0, 1]), -0.5, num_leaves=2)
     with pytest.raises(ValueError, match="train_leaves must be an integer array"):
         leaf_smoother(np.ones(3), np.ones(2, int))
     with pytest.raises(ValueError, match="train_weights must be non-negative"):
