@@ -78,6 +78,11 @@ def as_device_array(x: ArrayLike) -> jax.Array:
 
 
 def _token_batch(where: str, name: str, x: ArrayLike) -> jax.Array:
+    if not isinstance(x, jax.Array):
+        h = np.asarray(x)
+        if np.issubdtype(h.dtype, np.integer) and h.size and (h.min() < -(2**31) or h.max() >= 2**31):
+            raise ValueError(f"{where}: {name} has token ids outside the int32 range (min {h.min()}, max {h.max()}); "
+                             "they would wrap")
     x = as_device_array(x)
     if not jnp.issubdtype(x.dtype, jnp.integer):
         raise TypeError(f"{where}: {name} must hold integer token ids, got dtype {x.dtype}")

@@ -90,6 +90,9 @@ def test_bad_input():
         token_edit_distance(x.astype(np.float32), x)
     with pytest.raises(ValueError, match="\\(batch, length\\)"):
         token_edit_distance(np.zeros(3, np.int32), x)
+    with pytest.raises(ValueError, match="outside the int32 range"):  # 2**32 + 1 wrapped to 1
+        token_edit_distance(np.array([[2**32 + 1]], np.uint64), np.array([[1]]))
+
 
 
 def test_as_device_array_matches_jnp_asarray_and_keeps_jax_arrays():
