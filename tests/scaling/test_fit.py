@@ -87,3 +87,23 @@ def test_bad_runs_are_clear_errors():
         fit_data_constrained(N[:2], D[:2], U[:2], np.ones(2))
     with pytest.raises(ValueError, match="r_squared: observed losses are all equal"):
         r_squared(np.ones(3), np.ones(3))
+
+
+def test_the_fit_objective_predicts_what_the_law_does():
+    """The fit's log-space law (``fit._predict_log_loss``, what L-BFGS differentiates) and
+    :func:`data_constrained_loss` are written separately; they must agree on every regime
+    (single epoch, repeated data, excess parameters) for published and perturbed constants."""
+    import jax.numpy as jnp
+
+    from nips23jax.scaling.fit import _predict_log_loss
+
+    N, D, U, _, _ = _synthetic_runs(seed=4, num=40)
+    N = np.concatenate([N, [1e11, 3e11]])  # far more parameters than the unique data supports: N' < N
+    D, U = np.concatenate([D, [4e10, 8e10]]), np.concatenate([U, [1e9, 2e9]])
+    with jax.enable_x64(True):
+        for p in (PUBLISHED, PUBLISHED._replace(alpha=0.4, beta=0.25, R_D_star=3.0, R_N_star=40.0)):
+            x = jnp.asarray([np.log(p.A), np.log(p.B), np.log(p.E), p.alpha, p.beta, np.log(p.R_D_star),
+                             np.log(p.R_N_star)])
+            got = _predict_log_loss(x, *(jnp.asarray(np.log(v)) for v in (N, D, U)), False)
+            np.testing.assert_allclose(np.exp(np.asarray(got)), np.asarray(data_constrained_loss(N, D, U, p)),
+                                       rtol=1e-12)

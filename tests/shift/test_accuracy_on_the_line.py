@@ -118,3 +118,16 @@ def test_extreme_accuracies_keep_finite_probits():
 def test_bad_input(id_acc, ood_acc, match):
     with pytest.raises(ValueError, match=match):
         accuracy_on_the_line(id_acc, ood_acc)
+
+
+def test_bootstrap_ols_with_unit_weights_is_the_point_fit():
+    """The bootstrap refits with a weighted JAX OLS; the point fit is NumPy float64 OLS: the same line."""
+    import jax.numpy as jnp
+
+    from nips23jax.shift.accuracy_on_the_line import _ols
+
+    ida, ooda = np.array([0.55, 0.62, 0.7, 0.78, 0.85]), np.array([0.31, 0.42, 0.47, 0.6, 0.66])
+    fit = accuracy_on_the_line(ida, ooda)
+    slope, intercept, r2 = _ols(jnp.asarray(probit(ida), jnp.float32), jnp.asarray(probit(ooda), jnp.float32),
+                                jnp.ones(5, jnp.float32))
+    np.testing.assert_allclose([slope, intercept, r2], [fit.slope, fit.intercept, fit.r2], rtol=1e-5, atol=1e-6)
