@@ -57,6 +57,13 @@ def _check_scalar(value, name: str, fn: str, *, positive: bool = False) -> None:
         raise ValueError(f"{fn}: {name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
 
 
+def _eigh_ranked(m):
+    """Eigenvalues of a PSD matrix (ascending, clamped at 0), its eigenvectors, and each one's rank from the top."""
+    lam, vecs = jnp.linalg.eigh(m)
+    lam = jnp.maximum(lam, 0.0)
+    return lam, vecs, lam.shape[0] - 1 - jnp.arange(lam.shape[0])
+
+
 def _spectral_smoother(phi_train, phi_query, coef_fn):
     """``φ_q V diag(f(σ)) Uᵀ`` from the eigendecomposition of the smaller Gram matrix.
 
@@ -66,9 +73,7 @@ def _spectral_smoother(phi_train, phi_query, coef_fn):
     """
     n, p = phi_train.shape
     gram = phi_train @ phi_train.T if p >= n else phi_train.T @ phi_train
-    lam, vecs = jnp.linalg.eigh(gram)  # ascending
-    lam = jnp.maximum(lam, 0.0)
-    rank_from_top = lam.shape[0] - 1 - jnp.arange(lam.shape[0])
+    lam, vecs, rank_from_top = _eigh_ranked(gram)
     coef = coef_fn(lam, rank_from_top)
     if p >= n:  # vecs = U: S = φ_q Φᵀ U diag(f/σ) Uᵀ
         return ((phi_query @ phi_train.T @ vecs) * coef) @ vecs.T
@@ -77,9 +82,7 @@ def _spectral_smoother(phi_train, phi_query, coef_fn):
 
 def _gram_spectral(k_train, k_query, coef_fn):
     """``K_q U diag(c) Uᵀ`` with ``K = U diag(λ) Uᵀ`` and ``c = coef_fn(λ, rank_from_top)``."""
-    lam, vecs = jnp.linalg.eigh(k_train)
-    lam = jnp.maximum(lam, 0.0)
-    rank_from_top = lam.shape[0] - 1 - jnp.arange(lam.shape[0])
+    lam, vecs, rank_from_top = _eigh_ranked(k_train)
     return ((k_query @ vecs) * coef_fn(lam, rank_from_top)) @ vecs.T
 
 
@@ -206,9 +209,7 @@ def _kernel_min_norm(k_train, k_query, rtol):
 @jax.jit
 def _kernel_pca(k_train, k_query, num_components, rtol):
     """Stacked smoothers, one per entry of ``num_components`` (``(c,)`` ints), from one eigendecomposition."""
-    lam, vecs = jnp.linalg.eigh(k_train)
-    lam = jnp.maximum(lam, 0.0)
-    rank_from_top = lam.shape[0] - 1 - jnp.arange(lam.shape[0])
+    lam, vecs, rank_from_top = _eigh_ranked(k_train)
     projected = k_query @ vecs
 
     def one(k):
