@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -37,7 +38,7 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from nips23jax.scaling.law import DataConstrainedParams, data_constrained_loss
+from nips23jax.scaling.law import DataConstrainedParams
 
 __all__ = [
     "CHINCHILLA_GRID",
@@ -312,11 +313,15 @@ def fit_data_constrained(
       ValueError: NaN, non-positive or non-finite values, unequal lengths, fewer than 3 runs.
     """
     N, D, U_D, loss = _validate_runs(N, D, U_D, loss, "fit_data_constrained")
-    if N.size < 3:
-        raise ValueError(f"fit_data_constrained: need at least 3 runs, got {N.size}")
+    _check_num_runs(N, "fit_data_constrained")
     params = _fit(N, D, U_D, loss, np.ones_like(N), _grid_inits(grid, tie_exponents), _decay_inits(decay_grid),
                   tie_exponents, delta, max_iter, tol)
     return params, _r2(N, D, U_D, loss, params)
+
+
+def _check_num_runs(N: np.ndarray, fn: str) -> None:
+    if N.size < 3:
+        raise ValueError(f"{fn}: need at least 3 runs, got {N.size}")
 
 
 def _r2(N, D, U_D, loss, params) -> float:
@@ -390,7 +395,9 @@ def bootstrap_data_constrained(
         raise ValueError(f"bootstrap_data_constrained: confidence must be in (0, 1), got {confidence}")
     if num_samples < 2:
         raise ValueError(f"bootstrap_data_constrained: num_samples must be >= 2, got {num_samples}")
-    opts = dict(grid=DEFAULT_GRID, decay_grid=DECAY_GRID, tie_exponents=False, delta=1e-3, max_iter=500, tol=1e-10)
+    _check_num_runs(N, "bootstrap_data_constrained")
+    opts = {k: p.default for k, p in inspect.signature(fit_data_constrained).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}  # fit_data_constrained's options and defaults
     unknown = set(fit_kwargs) - set(opts)
     if unknown:
         raise TypeError(f"bootstrap_data_constrained: unknown fit options {sorted(unknown)}")
