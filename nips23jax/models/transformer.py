@@ -27,6 +27,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from einops import einsum, rearrange
 
 DenseFactory = Callable[..., nn.Module]
@@ -195,7 +196,8 @@ class TransformerLM(nn.Module):
         if tokens.shape[1] > cfg.max_len:
             raise ValueError(f"TransformerLM: sequence length {tokens.shape[1]} exceeds max_len={cfg.max_len}")
         if not isinstance(tokens, jax.core.Tracer) and tokens.size:  # under jit ids are not checked
-            lo, hi = int(tokens.min()), int(tokens.max())
+            ids = np.asarray(tokens)  # NumPy: under an outer trace jnp ops on a constant would be traced
+            lo, hi = int(ids.min()), int(ids.max())
             if lo < 0 or hi >= cfg.vocab_size:
                 raise ValueError(f"TransformerLM: token ids must be in [0, vocab_size={cfg.vocab_size}), got min {lo}, "
                                  f"max {hi}")
