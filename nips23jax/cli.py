@@ -79,9 +79,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _resolve_config(repro, args):
-    from nips23jax.core.config import load_config
+    from nips23jax.core.config import ConfigError, load_config
 
-    return load_config(args.config or repro.config, quick=args.quick, overrides=args.set)
+    config = load_config(args.config or repro.config, quick=args.quick, overrides=args.set)
+    meant_for = config.get("reproduction", repro.name)
+    if meant_for != repro.name:
+        raise ConfigError(f"the config {args.config or repro.config!r} is for reproduction {meant_for!r}, not "
+                          f"{repro.name!r}")
+    if repro.validate is not None:
+        repro.validate(config)
+    return config
 
 
 def _check_writable(path: Path) -> None:

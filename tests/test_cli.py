@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +40,16 @@ BAD_INPUT = [
     (["reproduce", "tiny-lm", "--set", "train.lr=fast"], "bad value 'fast' for config key 'train.lr'"),
     (["reproduce", "tiny-lm", "--config", "missing.py"], "config file 'missing.py' does not exist"),
     (["config", "tiny-lm", "--set", "seed=x"], "expected int"),
+    # values of the right type that a run cannot use: refused before anything runs
+    (["reproduce", "tiny-lm", "--set", "train.num_steps=0"], "config key 'train.num_steps' must be an int >= 1"),
+    (["reproduce", "tiny-lm", "--config", str(Path(__file__).parents[1] / "configs" / "sharpness.py")],
+     "is for reproduction 'sharpness', not 'tiny-lm'"),
+    (["reproduce", "sharpness", "--set", "runs.nobias_gd.method=adam"], "runs.nobias_gd.method must be 'gd' or 'sam'"),
+    (["reproduce", "data-constrained", "--set", "law.epochs=[2,8]"], "law.epochs must include 4"),
+    (["reproduce", "emergence", "--set", "multiple_choice.num_digits=5"], "answers overflow int32"),
+    (["reproduce", "dpo", "--set", "dpo.loss_type=kto"], "dpo.loss_type: unknown ['kto']"),
+    (["reproduce", "qlora", "--set", "finetune.methods=['adapter']"], "finetune.methods: unknown ['adapter']"),
+    (["reproduce", "gp-sgd", "--set", "regression.datasets=()"], "regression.datasets must be a non-empty list"),
 ]
 
 

@@ -5,8 +5,10 @@ A config file (``configs/tiny_lm.py``) defines ``get_config(arg=None) -> ConfigD
 as the package ``nips23jax.configs``, so they are found by name (``"tiny_lm"``) as well as by path.
 
 Overrides are ``"train.lr=3e-4"``-style strings. Each key must already exist in the config, and
-the value is parsed as a Python literal and checked against the existing value's type: an
-unknown key or a malformed value raises :class:`ConfigError` with a one-line message.
+the value is parsed as a Python literal and checked against the existing value's type (list elements
+against the default's element type), and a count or size (``*_steps``, ``num_*``, ``batch_size``, ...)
+whose default is >= 1 must stay >= 1: an unknown key or a malformed value raises :class:`ConfigError`
+with a one-line message.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 import ml_collections
 
-__all__ = ["ConfigError", "apply_overrides", "config_fingerprint", "load_config"]
+__all__ = ["ConfigError", "apply_overrides", "check_counts", "config_fingerprint", "load_config"]
 
 
 class ConfigError(ValueError):
@@ -68,7 +70,9 @@ def load_config(
     config = module.get_config("quick" if quick else None)
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"get_config() in {os.fspath(name_or_path)!r} must return an ml_collections.ConfigDict")
+    defaults = config
     config = apply_overrides(config, overrides)
+    check_counts(config, defaults)
     config.lock()
     return config
 
@@ -127,13 +131,51 @@ def _coerce(key: str, value: Any, old: Any, raw: str) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     elif isinstance(old, str):
-        return raw if not isinstance(value, str) else value
+        if isinstance(value, str):
+            return value
     elif isinstance(old, (tuple, list)):
         if isinstance(value, (tuple, list)):
+            kinds = {type(x) for x in old}
+            if len(kinds) == 1 and kinds <= {bool, int, float, str}:  # a homogeneous default: same element type
+                value = [_coerce(f"{key}[{i}]", x, old[0], str(x)) for i, x in enumerate(value)]
             return type(old)(value)
     else:
         return value
     raise ConfigError(f"bad value {raw!r} for config key {key!r}: expected {type(old).__name__} like {old!r}")
+
+
+# Keys holding a count or size (a trailing path component matched below): an int default >= 1 means the
+# key must stay >= 1 (0 steps, chains or rows would make a run measure nothing or divide by zero).
+_COUNT_NAMES = ("num_", "steps", "batch_size", "chains", "rounds", "size", "side", "sides", "samples", "iters",
+                "epochs", "stages", "width", "depth", "layers", "heads", "d_model")
+
+
+def _is_count_key(name: str) -> bool:
+    if "warmup" in name:  # 0 warmup steps is a valid choice
+        return False
+    return name.startswith("num_") or any(name == n or name.endswith("_" + n) for n in _COUNT_NAMES)
+
+
+def check_counts(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict, prefix: str = "") -> None:
+    """Raises :class:`ConfigError` for a count-like key (``*_steps``, ``num_*``, ``batch_size``, ...) whose
+    default is an int >= 1 (or a list of them) and whose value is not."""
+    for name, default in defaults.items():
+        key = f"{prefix}{name}"
+        value = config.get(name)
+        if isinstance(default, ml_collections.ConfigDict):
+            if isinstance(value, ml_collections.ConfigDict):
+                check_counts(value, default, key + ".")
+            continue
+        if not _is_count_key(name):
+            continue
+        if isinstance(default, int) and not isinstance(default, bool) and default >= 1:
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ConfigError(f"config key {key!r} must be an int >= 1, got {value!r}")
+        elif (isinstance(default, (list, tuple)) and default
+              and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in default)):
+            if not (isinstance(value, (list, tuple)) and value
+                    and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in value)):
+                raise ConfigError(f"config key {key!r} must be a non-empty list of ints >= 1, got {value!r}")
 
 
 def config_fingerprint(config: ml_collections.ConfigDict, *, exclude: Iterable[str] = ()) -> str:

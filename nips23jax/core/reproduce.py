@@ -102,6 +102,9 @@ class Reproduction:
       run: ``run(config, workdir, *, progress=True) -> Result``; writes figures into ``workdir``
         and resumes from the checkpoints it left there.
       notebook: path of its notebook under ``colab/``.
+      validate: ``validate(config)`` raising :class:`~nips23jax.core.config.ConfigError` (naming the key)
+        for a value the type checks of :func:`~nips23jax.core.config.load_config` let through but the
+        run cannot use; the CLI calls it before running anything.
     """
 
     name: str
@@ -111,6 +114,7 @@ class Reproduction:
     config: str
     run: RunFn
     notebook: str | None = None
+    validate: Callable[[Any], None] | None = None
 
     def claim(self, key: str) -> Claim:
         for c in self.claims:

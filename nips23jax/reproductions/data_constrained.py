@@ -10,7 +10,6 @@ filling the budget with code (stdlib sources) vs repeating. Config: ``configs/da
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tqdm.auto import tqdm
 
 from nips23jax.core import reproduce
 from nips23jax.core.compile import compiled_on_first_call
+from nips23jax.core.config import ConfigError
 from nips23jax.core.train import MetricsLog, TrainState, make_train_step
 from nips23jax.data.corpus import corpus_tokenizer, corpus_tokens, repeated_windows
 from nips23jax.models.lm import lm_loss_fn, masked_lm_loss
@@ -382,6 +382,14 @@ def _plot_code(code_runs, config, path: Path) -> Path:
     return path
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Config values the run cannot use, as :class:`ConfigError` naming the key (the CLI calls it first)."""
+    if 4 not in [float(e) for e in config.law.epochs]:
+        raise ConfigError(f"law.epochs must include 4 (the 'four_epochs' claim reads it), got {list(config.law.epochs)}")
+    if config.law.max_epochs < 40:
+        raise ConfigError(f"law.max_epochs must be >= 40 (the claims read epoch 40's value), got {config.law.max_epochs}")
+
+
 REPRODUCTION = reproduce.register(
     reproduce.Reproduction(
         name=NAME,
@@ -392,5 +400,6 @@ REPRODUCTION = reproduce.register(
         config="data_constrained",
         run=run,
         notebook="colab/data_constrained.ipynb",
+        validate=validate,
     )
 )

@@ -252,10 +252,13 @@ def judge(config: ml_collections.ConfigDict, metrics: dict) -> list[reproduce.Fi
         for n in sw.samplers)
 
     slopes = {n: _slope(dm.sides, dim[n]) for n in dm.samplers}
-    dim_ok = "rwm" in slopes and slopes["rwm"] == min(slopes.values())
+    # a comparison needs something to compare with: RWM and at least one other sampler, RWM's ESS falling
+    dim_ok = ("rwm" in slopes and len(slopes) >= 2 and slopes["rwm"] < 0
+              and slopes["rwm"] == min(slopes.values()))
 
     dlmc_gap = {m: panels[m].get("dlmc", 0.0) / max(max(panels[m].values()), 1e-9) for m in panels}
-    dlmc_ok = all(g >= 1 - pn.tolerance for g in dlmc_gap.values())
+    dlmc_ok = (all(len(panels[m]) >= 2 and "dlmc" in panels[m] for m in panels)
+               and all(g >= 1 - pn.tolerance for g in dlmc_gap.values()))
 
     mis = table.get("mis", {})
     grad = [v for n, v in mis.items() if n in GRADIENT]

@@ -258,7 +258,7 @@ def _judge_rff(config, rff, n):
     rho_back = _spearman(mse[at_n:], p_test[at_n:])
     saturated = bool(np.all(np.abs(p_train[p >= n] - n) <= 0.01 * n))
     uturn_ok = (saturated and int(np.argmax(p_test)) == at_n and p_test[-1] < crit.uturn_drop * p_test[at_n]
-                and min(rho_up, rho_back) >= crit.min_spearman)
+                and bool(np.isfinite([rho_up, rho_back]).all()) and min(rho_up, rho_back) >= crit.min_spearman)
     ut = reproduce.Finding(
         "rff_uturn",
         f"p_test {p_test[at_n]:.3g} at P = n -> {p_test[-1]:.0f} at P = {int(p[-1])}; p_train {p_train[-1]:.1f}; "

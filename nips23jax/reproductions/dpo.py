@@ -19,9 +19,9 @@ import optax
 from matplotlib.figure import Figure
 
 from nips23jax.core import reproduce
-from nips23jax.core.config import config_fingerprint
+from nips23jax.core.config import ConfigError, config_fingerprint
 from nips23jax.core.train import TrainState, fit, make_train_step
-from nips23jax.dpo import frozen_reference, make_dpo_loss_fn, reference_logps, sequence_logps
+from nips23jax.dpo import LOSS_TYPES, frozen_reference, make_dpo_loss_fn, reference_logps, sequence_logps
 from nips23jax.models.lm import LMApply, generate, lm_loss_fn
 from nips23jax.models.transformer import TransformerConfig, TransformerLM
 
@@ -308,6 +308,20 @@ def _plot(sft_stats, dpo_points, pft_points, bon_points, true_diff, differs, pat
     return path
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Config values the run cannot use, as :class:`ConfigError` naming the key (the CLI calls it first)."""
+    types = (config.dpo.loss_type,) if isinstance(config.dpo.loss_type, str) else tuple(config.dpo.loss_type)
+    unknown = [t for t in types if t not in LOSS_TYPES]
+    if unknown or not types:
+        raise ConfigError(f"dpo.loss_type: unknown {unknown or config.dpo.loss_type!r}; valid: {', '.join(LOSS_TYPES)}")
+    if not config.dpo.betas or not all(b > 0 for b in config.dpo.betas):
+        raise ConfigError(f"dpo.betas must be a non-empty list of numbers > 0, got {list(config.dpo.betas)}")
+    if not config.baselines.preferred_ft_steps or not config.baselines.best_of_n:
+        raise ConfigError("baselines.preferred_ft_steps and baselines.best_of_n must be non-empty")
+    if config.dpo.batch_size > config.prefs.num_pairs:
+        raise ConfigError(f"dpo.batch_size ({config.dpo.batch_size}) must be <= prefs.num_pairs ({config.prefs.num_pairs})")
+
+
 REPRODUCTION = reproduce.register(
     reproduce.Reproduction(
         name=NAME,
@@ -318,5 +332,6 @@ REPRODUCTION = reproduce.register(
         config="dpo",
         run=run,
         notebook="colab/dpo.ipynb",
+        validate=validate,
     )
 )

@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 
 from nips23jax.core import reproduce
 from nips23jax.core.compile import compile_fast, compiled_on_first_call
+from nips23jax.core.config import ConfigError
 from nips23jax.core.config import config_fingerprint
 from nips23jax.core.train import TrainState, fit, make_train_step
 from nips23jax.data.arithmetic import ArithmeticTask
@@ -105,6 +106,10 @@ def encode_operands(task: ArithmeticTask, a: jax.Array, b: jax.Array) -> jax.Arr
     """
     tok = task.tokenizer
     n = task.num_digits
+    largest = (10**n - 1) ** 2 if task.op == "mul" else 2 * (10**n - 1)
+    if largest >= 2**31:
+        raise ValueError(f"encode_operands: {n}-digit {task.op} answers overflow int32 (up to {largest}); use "
+                         f"num_digits <= {4 if task.op == 'mul' else 9}")
     a = jnp.asarray(a, jnp.int32)
     b = jnp.asarray(b, jnp.int32)
     c = a + b if task.op == "add" else a * b
@@ -449,8 +454,12 @@ def _fmt_score(x: float) -> str:
 
 
 def _ratio(num: float, den: float) -> float:
+    """``|num| / |den|``; NaN (a failed comparison) when either is NaN or both are infinite (both metrics
+    saturated: neither is smoother than the other)."""
     num, den = abs(num), abs(den)
-    if not np.isfinite(num):
+    if np.isnan(num) or np.isnan(den) or (np.isinf(num) and np.isinf(den)):
+        return np.nan
+    if np.isinf(num):
         return np.inf
     return num / den if den > 0 else (np.inf if num > 0 else 1.0)
 
@@ -660,6 +669,17 @@ def _plot_multiple_choice(path, n, means, cis, config) -> Path:
     return path
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Config values the run cannot use, as :class:`ConfigError` naming the key (the CLI calls it first)."""
+    for group in ("task", "multiple_choice"):
+        c = config[group]
+        try:
+            task = ArithmeticTask(c.op, c.num_digits, config.task.reverse_answer)
+            encode_operands(task, jnp.zeros((1,), jnp.int32), jnp.zeros((1,), jnp.int32))  # int32 range
+        except ValueError as e:
+            raise ConfigError(f"{group}: {e}") from None
+
+
 REPRODUCTION = reproduce.register(
     reproduce.Reproduction(
         name=NAME,
@@ -669,5 +689,6 @@ REPRODUCTION = reproduce.register(
         config="emergence",
         run=run,
         notebook="colab/emergence.ipynb",
+        validate=validate,
     )
 )

@@ -29,7 +29,7 @@ import optax
 from matplotlib.figure import Figure
 
 from nips23jax.core import reproduce
-from nips23jax.core.config import config_fingerprint
+from nips23jax.core.config import ConfigError, config_fingerprint
 from nips23jax.core.sharding import batch_sharding, make_mesh, param_shardings, shard_batch
 from nips23jax.core.train import TrainState, fit, make_train_step
 from nips23jax.data.arithmetic import ArithmeticTask, exact_match, predict_answers
@@ -406,6 +406,13 @@ def _plot(ppl, ppl_fp, memory, runs, path: Path) -> Path:
     return path
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Config values the run cannot use, as :class:`ConfigError` naming the key (the CLI calls it first)."""
+    unknown = sorted(set(config.finetune.methods) - {"full", "lora", "qlora"})
+    if unknown:
+        raise ConfigError(f"finetune.methods: unknown {unknown}; choose from ('full', 'lora', 'qlora')")
+
+
 REPRODUCTION = reproduce.register(
     reproduce.Reproduction(
         name=NAME,
@@ -415,5 +422,6 @@ REPRODUCTION = reproduce.register(
         config="qlora",
         run=run,
         notebook="colab/qlora.ipynb",
+        validate=validate,
     )
 )

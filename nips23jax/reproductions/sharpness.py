@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 from nips23jax.core import reproduce
 from nips23jax.core.compile import compiled_on_first_call
+from nips23jax.core.config import ConfigError
 from nips23jax.core.config import config_fingerprint
 from nips23jax.core.train import TrainState, fit
 from nips23jax.sam import sam
@@ -264,6 +265,13 @@ def _plot(logs, path: Path) -> Path:
     return path
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Config values the run cannot use, as :class:`ConfigError` naming the key (the CLI calls it first)."""
+    for name, run_cfg in config.runs.items():
+        if run_cfg.method not in ("gd", "sam"):
+            raise ConfigError(f"runs.{name}.method must be 'gd' or 'sam', got {run_cfg.method!r}")
+
+
 REPRODUCTION = reproduce.register(
     reproduce.Reproduction(
         name=NAME,
@@ -274,5 +282,6 @@ REPRODUCTION = reproduce.register(
         config="sharpness",
         run=run,
         notebook="colab/sharpness.ipynb",
+        validate=validate,
     )
 )

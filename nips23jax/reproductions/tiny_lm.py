@@ -17,7 +17,7 @@ from matplotlib.figure import Figure  # not pyplot: leaves the user's backend (e
 import optax
 
 from nips23jax.core import reproduce
-from nips23jax.core.config import config_fingerprint
+from nips23jax.core.config import ConfigError, config_fingerprint
 from nips23jax.core.sharding import batch_sharding, make_mesh, param_shardings, shard_batch
 from nips23jax.core.train import TrainState, fit, make_train_step
 from nips23jax.data.arithmetic import ArithmeticTask, exact_match, predict_answers
@@ -139,7 +139,7 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     pred = predict_answers(LMApply(model), out.state.params, task, test)
     tok = task.tokenizer
     examples = []
-    for i in range(8):
+    for i in range(min(8, len(test["tokens"]))):
         prompt = tok.decode(test["tokens"][i, : task.prompt_len])
         examples.append(f"{prompt}{tok.decode(pred[i])} (target {tok.decode(test['answer'][i])})")
 
@@ -191,6 +191,14 @@ def _plot(log, path: Path) -> Path:
     return path
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Config values the run cannot use, as :class:`ConfigError` naming the key (the CLI calls it first)."""
+    try:
+        ArithmeticTask(config.task.op, config.task.num_digits, config.task.reverse_answer)
+    except ValueError as e:
+        raise ConfigError(f"task: {e}") from None
+
+
 REPRODUCTION = reproduce.register(
     reproduce.Reproduction(
         name=NAME,
@@ -200,5 +208,6 @@ REPRODUCTION = reproduce.register(
         config="tiny_lm",
         run=run,
         notebook="colab/tiny_lm.ipynb",
+        validate=validate,
     )
 )

@@ -44,6 +44,7 @@ def test_overrides_do_not_mutate_input():
         ("opt=3", "is a group"),
         ("seed", "malformed override 'seed'"),
         ("=3", "malformed override"),
+        ("name=None", "expected str"),  # a literal, not a string: was stored as "None"
     ],
 )
 def test_override_errors(override, match):
@@ -92,3 +93,27 @@ from hypothesis import strategies as st  # noqa: E402
 def test_override_values_roundtrip(i, f, b):
     c = apply_overrides(_base(), [f"seed={i}", f"opt.lr={f!r}", f"flag={b}"])
     assert c.seed == i and c.opt.lr == f and c.flag is b
+
+
+def test_list_elements_and_counts_are_checked(tmp_path):
+    path = tmp_path / "c.py"
+    path.write_text(
+        "import ml_collections\n"
+        "def get_config(arg=None):\n"
+        "    c = ml_collections.ConfigDict()\n"
+        "    c.sides = [4, 8]\n"
+        "    c.lrs = [0.1, 0.2]\n"
+        "    c.train = ml_collections.ConfigDict()\n"
+        "    c.train.num_steps = 10\n"
+        "    c.train.warmup_steps = 2\n"
+        "    c.train.seed = 0\n"
+        "    return c\n"
+    )
+    cfg = load_config(path, overrides=["lrs=[1, 0.5]", "sides=[2.0]", "train.warmup_steps=0", "train.seed=0"])
+    assert list(cfg.lrs) == [1.0, 0.5] and list(cfg.sides) == [2]  # ints accepted for floats; 2.0 is an int
+    with pytest.raises(ConfigError, match=r"bad value 'x' for config key 'sides\[0\]': expected int"):
+        load_config(path, overrides=["sides=['x']"])
+    with pytest.raises(ConfigError, match=r"config key 'train.num_steps' must be an int >= 1, got 0"):
+        load_config(path, overrides=["train.num_steps=0"])
+    with pytest.raises(ConfigError, match=r"config key 'sides' must be a non-empty list of ints >= 1"):
+        load_config(path, overrides=["sides=[0, 4]"])
