@@ -1,7 +1,7 @@
 """data-constrained: Muennighoff et al. (NeurIPS 2023) -- scaling language models with repeated data.
 
 Run:
-  nips23jax reproduce data-constrained --quick   # one tiny model, 2 budgets x 3 epoch counts + 3 code runs
+  nips23jax reproduce data-constrained --quick   # one tiny model, 2 budgets x 3 epoch counts + 2 code runs
   nips23jax reproduce data-constrained           # 3 model sizes x 3 budgets x up to 6 epoch counts + 3 code runs
 
 (a) From the published law: the value of each extra epoch (epoch 2 is worth 0.968 of a unique one,

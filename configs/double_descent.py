@@ -8,7 +8,7 @@ Data: scikit-learn's bundled digits (8x8, 1797 images, offline), pixels / 16, on
 squared loss; n = 500 training digits as in the paper (quick: 200), the rest (quick: 400) as test
 inputs. Models, all written as linear smoothers ŷ(x) = ŝ(x)ᵀy (nips23jax.double_descent):
   rff       min-norm least squares on P random Fourier features (Gaussian kernel, bandwidth 5),
-            P from n/10 to 10n through P = n, averaged over feature draws;
+            P from n/20 to 10n through P = n (quick: n/10 to 10n), averaged over feature draws;
   unfold    P^ex raw features, then OLS on P^PC ≤ n principal components, for
             P^ex ∈ {n, 2n, 10n} (quick: {n, 2n});
   trees     one tree with more and more leaves up to the interpolating (fully grown) tree, then

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -153,9 +154,9 @@ def _cmd_reproduce(args) -> int:
         t0 = time.perf_counter()
         result = repro.run(config, workdir, progress=not args.no_progress)
         elapsed = time.perf_counter() - t0
-        command = "nips23jax reproduce " + " ".join(
-            [repro.name] + (["--quick"] if args.quick else []) + [f"--set {s}" for s in args.set]
-            + ([f"--config {args.config}"] if args.config else [])
+        command = shlex.join(  # quoted, so that the report's command line runs as written
+            ["nips23jax", "reproduce", repro.name] + (["--quick"] if args.quick else [])
+            + [a for s in args.set for a in ("--set", s)] + (["--config", args.config] if args.config else [])
         )
         if main:
             for fig in result.figures:  # figures next to the report
