@@ -80,7 +80,8 @@ def get_config(arg=None):
 
     c.regression = ml_collections.ConfigDict()
     c.regression.datasets = ("diamonds", "synthetic")
-    c.regression.diamonds_train = 1000 if quick else 10_000  # None (in a --config file; --set takes numbers): all 53,940 − num_test rows
+    # None (in a --config file; --set takes numbers): all 53,940 − num_test rows
+    c.regression.diamonds_train = 1000 if quick else 10_000
     c.regression.synthetic_train = 1000 if quick else 20_000  # the paper's scale: 100_000 (see the docstring)
     c.regression.synthetic_dim = 8
     c.regression.num_test = 500 if quick else 2000

@@ -84,7 +84,8 @@ def _probability(where: str, p) -> jax.Array:
     if not isinstance(p, jax.core.Tracer):
         a = np.asarray(p)
         if not np.all((a >= 0) & (a <= 1)):
-            raise ValueError(f"{where}: p must be a per-token accuracy in [0, 1], got {a[~((a >= 0) & (a <= 1))][:3] if a.ndim else a}")
+            bad = a[~((a >= 0) & (a <= 1))][:3] if a.ndim else a
+            raise ValueError(f"{where}: p must be a per-token accuracy in [0, 1], got {bad}")
     return p
 
 

@@ -279,7 +279,8 @@ def posterior(
     params["noise_variance"] = jnp.asarray(noise, dtype)
     # Keep the caller's array (and its sharding) when it was already a JAX array of the right shape.
     x = x_train if (x_is_jax and jnp.ndim(x_train) == 2 and x_train.dtype == dtype) else jnp.asarray(xn, dtype)
-    y = y_train if (isinstance(y_train, jax.Array) and y_train.ndim == 1 and y_train.dtype == dtype) else jnp.asarray(yn, dtype)
+    y_kept = isinstance(y_train, jax.Array) and y_train.ndim == 1 and y_train.dtype == dtype
+    y = y_train if y_kept else jnp.asarray(yn, dtype)
     n, d = xn.shape
 
     key = as_key(0 if key is None else key)

@@ -103,8 +103,9 @@ def wilson_interval(acc: ArrayLike, num: ArrayLike, *, level: float = 0.95) -> n
       ``(m, 2)`` float64 array of ``[lo, hi]``.
     """
     acc = np.asarray(acc, np.float64)
-    if not np.all(np.isfinite(acc) & (acc >= 0) & (acc <= 1)):
-        raise ValueError(f"wilson_interval: acc must be accuracies in [0, 1], got {acc[~(np.isfinite(acc) & (acc >= 0) & (acc <= 1))][:5].tolist() if acc.ndim else acc}")
+    ok = np.isfinite(acc) & (acc >= 0) & (acc <= 1)
+    if not np.all(ok):
+        raise ValueError(f"wilson_interval: acc must be accuracies in [0, 1], got {acc[~ok][:5].tolist() if acc.ndim else acc}")
     num = np.broadcast_to(np.asarray(num, np.float64), acc.shape)
     if not 0.0 < level < 1.0:
         raise ValueError(f"wilson_interval: level must be in (0, 1), got {level}")
