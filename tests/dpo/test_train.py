@@ -207,3 +207,21 @@ def test_custom_ignore_index_reaches_the_reference(lm):
     pc, _ = concatenated_logps(LMApply(model), params, *(pairs[k] for k in
                                ("chosen_ids", "chosen_labels", "rejected_ids", "rejected_labels")), ignore_index=-1)
     np.testing.assert_allclose(ref["ref_chosen_logps"], pc, rtol=1e-6)
+
+
+def test_ipo_lengths_count_the_scored_labels(lm):
+    """IPO normalizes by the completion length: the labels a causal LM scores, ``labels[:, 1:]``. With no
+    prompt (``labels[:, 0]`` not ignored) counting the whole row was one token too many."""
+    from nips23jax.dpo import dpo_loss
+
+    model, params = lm
+    pairs = _pairs(seed=5)
+    pairs = {**pairs, "chosen_labels": pairs["chosen_ids"].copy()}  # no prompt on the chosen side
+    ref = jax.jit(reference_logps, static_argnums=0)(LMApply(model), jax.tree.map(lambda p: p * 0.9, params), pairs)
+    loss, _ = jax.jit(make_dpo_loss_fn(LMApply(model), beta=0.5, loss_type="ipo"))(params, {**pairs, **ref}, None)
+    pc, pr = concatenated_logps(LMApply(model), params, *(pairs[k] for k in
+                                ("chosen_ids", "chosen_labels", "rejected_ids", "rejected_labels")))
+    lengths = {f"{s}_lengths": (pairs[f"{s}_labels"][:, 1:] != -100).sum(-1) for s in ("chosen", "rejected")}
+    want, _, _ = dpo_loss(pc, pr, ref["ref_chosen_logps"], ref["ref_rejected_logps"], beta=0.5, loss_type="ipo",
+                          **lengths)
+    np.testing.assert_allclose(loss, np.mean(want), rtol=1e-5)
