@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,9 @@ def test_reproduce_writes_report_and_resumes(tmp_path):
     rep = tmp_path / "rep" / "tiny-lm"
     text = (rep / "report.md").read_text()
     assert "| claim | paper | ours | verdict | criterion |" in text and "![loss](loss.png)" in text
+    command = next(line for line in text.splitlines() if line.startswith("Command: `"))[len("Command: `"):-1]
+    assert shlex.split(command) == ["nips23jax", "reproduce", "tiny-lm", "--quick",
+                                    *[a for s in QUICK_SMALL[1::2] for a in ("--set", s)]]  # runs as written
     assert (rep / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads((rep / "results.json").read_text())
     assert data["metrics"]["steps"] == 40 and data["metrics"]["resumed_from"] is None
