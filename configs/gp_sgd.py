@@ -53,7 +53,8 @@ process CPU):
   Whole full run: ~70 min of CPU by parts (toy 206 s, Thompson 177 s, synthetic 2792 s, diamonds
   ~1000 s estimated); estimated 1-1.5 h wall on 2 idle cores (over 2 h at load ~15).
 End to end, once (2026-11-30, `nips23jax reproduce gp-sgd` at nice 10 on 2 cores shared with the test
-suite and the quickstart; code of 1f920fb, after the gp review fixes): rc 0, 1 h 47 min wall, 4733 s CPU;
+suite and the quickstart; code of 7ab56de, before the gp review fixes of 1f920fb, which move rounding:
+centred distances, the fit's start): rc 0, 1 h 47 min wall, 4733 s CPU;
 2 of 4 claims:
   implicit_bias  reproduced: 0.061 / 0.188 / 0.040, weights 100% off;
   fitted_noise   NOT reproduced: diamonds SGD 0.128 / CG 0.092, synthetic SGD 0.680 / CG 0.526 (5000 steps);
