@@ -42,3 +42,16 @@ def check_run(result, config, workdir):
     sizes = list(config.trees.ensemble_sizes)
     assert [r["axis"] for r in trees][-len(sizes):] == ["leaves"] + ["trees"] * (len(sizes) - 1)
     assert [r["trees"] for r in trees][-len(sizes):] == sizes
+
+
+def test_uturn_fails_when_an_arm_has_too_few_points_for_a_spearman():
+    """Four P values leave the 'after P = n' arm with 2 points: its Spearman is NaN. min(1.0, nan) is 1.0,
+    so the U-turn passed on the rising arm alone; a NaN arm now fails it."""
+    from nips23jax.core.config import load_config
+
+    config = load_config("double_descent", quick=True)
+    n = 200
+    rff = [{"P": P, "test_mse": m, "p_train": min(P, n), "p_test": t}
+           for P, m, t in ((50, 0.5, 40.0), (100, 0.8, 90.0), (200, 40.0, 1e5), (2000, 0.3, 300.0))]
+    findings = {f.claim: f for f in repro._judge_rff(config, rff, n)}
+    assert "nan after" in findings["rff_uturn"].ours and not findings["rff_uturn"].passed

@@ -119,3 +119,10 @@ def check_run(result, config, workdir):
     assert verdict["analytic"] == (deviation <= config.criteria.analytic_tolerance)
     mc_ratio = abs(score["mc_grade"]) / abs(score["brier"]) if score["brier"] else np.inf
     assert verdict["multiple_choice"] == (mc_ratio >= config.criteria.min_score_ratio)
+
+
+def test_score_ratio_fails_when_neither_metric_is_smooth():
+    """Both scores infinite (both metrics saturate: median step 0) or either NaN: no comparison, NaN (fails)."""
+    assert repro._ratio(np.inf, 2.0) == np.inf and repro._ratio(6.0, -2.0) == 3.0
+    for num, den in ((np.inf, np.inf), (np.nan, 1.0), (1.0, np.nan)):
+        assert np.isnan(repro._ratio(num, den)) and not repro._ratio(num, den) >= 1.5

@@ -55,3 +55,12 @@ def test_verdicts_follow_the_numbers():
     toy, reg, ts = _numbers()
     reg["synthetic/low"]["cg"]["rmse"] = 0.1
     assert repro.judge(config, toy, reg, ts) == (True, True, False, True)
+
+
+def test_verdicts_need_something_measured():
+    """No dataset, or no Thompson round, measures nothing: those claims fail instead of passing vacuously."""
+    toy, reg, ts = _numbers()
+    empty = load_config("gp_sgd", quick=True, overrides=["regression.datasets=()"])
+    assert repro.judge(empty, toy, {}, ts) == (True, False, False, True)
+    no_rounds = {"sgd": {"best": [3.0]}, "cg": {"best": [3.0]}, "f_std": 1.0}  # the initial best only
+    assert repro.judge(load_config("gp_sgd", quick=True), toy, reg, no_rounds) == (True, True, True, False)
