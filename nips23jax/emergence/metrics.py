@@ -21,7 +21,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from nips23jax.emergence.edit_distance import as_device_array, longest_common_subsequence, prepare_pairs
-from nips23jax.models.lm import token_logps
+from nips23jax.models.lm import ids_out_of_range, token_logps
 
 __all__ = [
     "bleu",
@@ -79,11 +79,10 @@ def _choices(where: str, scores: ArrayLike, correct: ArrayLike) -> tuple[jax.Arr
         raise TypeError(f"{where}: correct must be integer choice indices, got dtype {correct.dtype}")
     if correct.shape != scores.shape[:1]:
         raise ValueError(f"{where}: correct must have shape ({scores.shape[0]},), got {correct.shape}")
-    if not isinstance(correct, jax.core.Tracer) and correct.size:
-        c = np.asarray(correct)
-        if c.min() < 0 or c.max() >= scores.shape[1]:
-            raise ValueError(f"{where}: correct must be choice indices in [0, {scores.shape[1]}), got min {c.min()}, "
-                             f"max {c.max()}")
+    bad = ids_out_of_range(correct, scores.shape[1])
+    if bad is not None:
+        raise ValueError(f"{where}: correct must be choice indices in [0, {scores.shape[1]}), got min {bad[0]}, "
+                         f"max {bad[1]}")
     return scores, correct
 
 
@@ -155,11 +154,10 @@ def _logit_targets(where: str, logits: ArrayLike, targets: ArrayLike, mask: Arra
         mask = as_device_array(mask)
         if mask.shape != targets.shape:
             raise ValueError(f"{where}: mask must have the targets' shape {targets.shape}, got {mask.shape}")
-    if not any(isinstance(a, jax.core.Tracer) for a in (targets, mask)):
-        scored = np.asarray(targets) if mask is None else np.asarray(targets)[np.asarray(mask).astype(bool)]
-        if scored.size and (scored.min() < 0 or scored.max() >= logits.shape[2]):
-            raise ValueError(f"{where}: targets must be token ids in [0, {logits.shape[2]}) where scored, got min "
-                             f"{scored.min()}, max {scored.max()}")
+    bad = ids_out_of_range(targets, logits.shape[2], mask)
+    if bad is not None:
+        raise ValueError(f"{where}: targets must be token ids in [0, {logits.shape[2]}) where scored, got min "
+                         f"{bad[0]}, max {bad[1]}")
     return logits, targets, mask
 
 

@@ -17,7 +17,27 @@ import numpy as np
 
 PyTree = Any
 
-__all__ = ["LMApply", "generate", "lm_loss_fn", "masked_lm_loss", "next_token_logps", "sequence_logps", "token_logps"]
+__all__ = ["LMApply", "generate", "ids_out_of_range", "lm_loss_fn", "masked_lm_loss", "next_token_logps", "sequence_logps",
+           "token_logps"]
+
+
+def ids_out_of_range(ids: jax.Array, size: int, mask: jax.Array | None = None) -> tuple[int, int] | None:
+    """``(min, max)`` of the ids (where ``mask`` is True) when any lies outside ``[0, size)``, else ``None``.
+
+    Only concrete arrays are checked (read through NumPy: under an outer trace, ``jnp`` ops on a
+    closed-over constant would be traced); traced ones give ``None``.
+
+    Args:
+      ids: int array of any shape.
+      size: the number of valid ids (a vocabulary or choice count).
+      mask: optional bool/0-1 array of ``ids``' shape: only its True positions count.
+    """
+    if any(isinstance(a, jax.core.Tracer) for a in (ids, mask)):
+        return None
+    values = np.asarray(ids) if mask is None else np.asarray(ids)[np.asarray(mask).astype(bool)]
+    if values.size and (values.min() < 0 or values.max() >= size):
+        return int(values.min()), int(values.max())
+    return None
 
 
 def token_logps(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -36,12 +56,10 @@ def token_logps(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = N
         raise ValueError(f"token_logps: logits shape {logits.shape} must be labels shape {labels.shape} + (V,)")
     if mask is not None and mask.shape != labels.shape:
         raise ValueError(f"token_logps: mask shape {mask.shape} must equal labels shape {labels.shape}")
-    if not any(isinstance(a, jax.core.Tracer) for a in (labels, mask)):  # under jit labels are not checked
-        scored = np.asarray(labels) if mask is None else np.asarray(labels)[np.asarray(mask).astype(bool)]
-        v = logits.shape[-1]
-        if scored.size and (scored.min() < 0 or scored.max() >= v):
-            raise ValueError(f"token_logps: labels must be ids in [0, {v}) where scored (mask them otherwise), got "
-                             f"min {scored.min()}, max {scored.max()}")
+    bad = ids_out_of_range(labels, logits.shape[-1], mask)  # under jit labels are not checked
+    if bad is not None:
+        raise ValueError(f"token_logps: labels must be ids in [0, {logits.shape[-1]}) where scored (mask them "
+                         f"otherwise), got min {bad[0]}, max {bad[1]}")
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     safe = jnp.where(mask.astype(bool), labels, 0) if mask is not None else labels
     out = jnp.take_along_axis(logp, safe[..., None].astype(jnp.int32), axis=-1)[..., 0]

@@ -27,8 +27,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from einops import einsum, rearrange
+
+from nips23jax.models.lm import ids_out_of_range
 
 DenseFactory = Callable[..., nn.Module]
 
@@ -195,12 +196,10 @@ class TransformerLM(nn.Module):
             raise TypeError(f"TransformerLM: tokens must be integer ids, got dtype {tokens.dtype}")
         if tokens.shape[1] > cfg.max_len:
             raise ValueError(f"TransformerLM: sequence length {tokens.shape[1]} exceeds max_len={cfg.max_len}")
-        if not isinstance(tokens, jax.core.Tracer) and tokens.size:  # under jit ids are not checked
-            ids = np.asarray(tokens)  # NumPy: under an outer trace jnp ops on a constant would be traced
-            lo, hi = int(ids.min()), int(ids.max())
-            if lo < 0 or hi >= cfg.vocab_size:
-                raise ValueError(f"TransformerLM: token ids must be in [0, vocab_size={cfg.vocab_size}), got min {lo}, "
-                                 f"max {hi}")
+        bad = ids_out_of_range(tokens, cfg.vocab_size)  # under jit ids are not checked
+        if bad is not None:
+            raise ValueError(f"TransformerLM: token ids must be in [0, vocab_size={cfg.vocab_size}), got min {bad[0]}, "
+                             f"max {bad[1]}")
         if mask is not None and mask.shape != tokens.shape:
             raise ValueError(f"TransformerLM: mask shape {mask.shape} must equal tokens shape {tokens.shape}")
         if positions is None:
