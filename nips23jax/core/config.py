@@ -156,6 +156,14 @@ def _is_count_key(name: str) -> bool:
     return name.startswith("num_") or any(name == n or name.endswith("_" + n) for n in _COUNT_NAMES)
 
 
+def _is_count(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+
+
+def _is_count_list(x: Any) -> bool:
+    return isinstance(x, (list, tuple)) and bool(x) and all(_is_count(v) for v in x)
+
+
 def check_counts(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict, prefix: str = "") -> None:
     """Raises :class:`ConfigError` for a count-like key (``*_steps``, ``num_*``, ``batch_size``, ...) whose
     default is an int >= 1 (or a list of them) and whose value is not."""
@@ -168,14 +176,10 @@ def check_counts(config: ml_collections.ConfigDict, defaults: ml_collections.Con
             continue
         if not _is_count_key(name):
             continue
-        if isinstance(default, int) and not isinstance(default, bool) and default >= 1:
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-                raise ConfigError(f"config key {key!r} must be an int >= 1, got {value!r}")
-        elif (isinstance(default, (list, tuple)) and default
-              and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in default)):
-            if not (isinstance(value, (list, tuple)) and value
-                    and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in value)):
-                raise ConfigError(f"config key {key!r} must be a non-empty list of ints >= 1, got {value!r}")
+        if _is_count(default) and not _is_count(value):
+            raise ConfigError(f"config key {key!r} must be an int >= 1, got {value!r}")
+        if _is_count_list(default) and not _is_count_list(value):
+            raise ConfigError(f"config key {key!r} must be a non-empty list of ints >= 1, got {value!r}")
 
 
 def config_fingerprint(config: ml_collections.ConfigDict, *, exclude: Iterable[str] = ()) -> str:
