@@ -113,6 +113,11 @@ class LoRAConfig:
         return self.alpha / (math.sqrt(self.rank) if self.rslora else self.rank)
 
 
+def _leaf_name(path) -> str:
+    """The last component of a pytree path: ``"kernel"``, ``"lora_a"``, ..."""
+    return path_to_str(path[-1:])
+
+
 def _matches(config: LoRAConfig, kernel_path: str) -> bool:
     return re.search(config.targets, kernel_path) is not None
 
@@ -251,8 +256,7 @@ def target_paths(params: PyTree, targets: str = DEFAULT_TARGETS) -> list[str]:
       ValueError: the regex matches no 2-D kernel (the message lists a few kernel paths that exist).
     """
     leaves = jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda x: isinstance(x, NF4Tensor))[0]
-    paths = [path_to_str(p) for p, x in leaves
-             if len(getattr(x, "shape", ())) == 2 and path_to_str(p).rsplit("/", 1)[-1] == "kernel"]
+    paths = [path_to_str(p) for p, x in leaves if len(getattr(x, "shape", ())) == 2 and _leaf_name(p) == "kernel"]
     found = [p for p in paths if re.search(targets, p)]
     if not found:
         raise ValueError(f"targets: the regex {targets!r} matches no 2-D kernel; kernel paths are e.g. "
@@ -344,7 +348,7 @@ def _dequantize_all(qs: tuple[NF4Tensor, ...]) -> tuple[jax.Array, ...]:
 def adapter_mask(params: PyTree) -> PyTree:
     """A pytree of bools, True at ``lora_a`` / ``lora_b`` leaves."""
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)
-    return jax.tree_util.tree_unflatten(treedef, [path_to_str(p).rsplit("/", 1)[-1] in ADAPTER_NAMES for p, _ in flat])
+    return jax.tree_util.tree_unflatten(treedef, [_leaf_name(p) in ADAPTER_NAMES for p, _ in flat])
 
 
 def adapter_params(params: PyTree) -> dict:
@@ -364,7 +368,7 @@ def disable_adapters(params: PyTree) -> PyTree:
     reference "adapters off"), sharing the base buffers instead of copying them."""
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)
     return jax.tree_util.tree_unflatten(
-        treedef, [jnp.zeros_like(x) if path_to_str(p).rsplit("/", 1)[-1] == "lora_b" else x for p, x in flat])
+        treedef, [jnp.zeros_like(x) if _leaf_name(p) == "lora_b" else x for p, x in flat])
 
 
 def count_params(params: PyTree, quant: PyTree = None) -> dict[str, int]:
@@ -404,7 +408,7 @@ def lora_optimizer(optimizer: optax.GradientTransformation, params: PyTree, *,
     labels = []
     for p, _ in flat:
         s = path_to_str(p)
-        train = s.rsplit("/", 1)[-1] in ADAPTER_NAMES or (also_train is not None and re.search(also_train, s))
+        train = _leaf_name(p) in ADAPTER_NAMES or (also_train is not None and re.search(also_train, s))
         labels.append("trainable" if train else "frozen")
     if "trainable" not in labels:
         raise ValueError("params: nothing to train (no lora_a / lora_b leaves and nothing matched also_train)")

@@ -31,8 +31,7 @@ from matplotlib.figure import Figure
 
 from nips23jax.core import reproduce
 from nips23jax.core.compile import compile_fast, compiled_on_first_call
-from nips23jax.core.config import ConfigError
-from nips23jax.core.config import config_fingerprint
+from nips23jax.core.config import ConfigError, config_fingerprint
 from nips23jax.core.train import TrainState, fit, make_train_step
 from nips23jax.data.arithmetic import ArithmeticTask
 from nips23jax.emergence import (

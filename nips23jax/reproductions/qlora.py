@@ -234,6 +234,7 @@ def finetune_memory_gb(shape: dict[str, int], rank: int, bits_4bit: float) -> di
 
 def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = True) -> reproduce.Result:
     """Pretrains (or resumes), measures the data types and memory, fine-tunes full vs QLoRA, plots."""
+    validate(config)  # the CLI calls it too, before any run; a direct call (the notebook) checks here
     workdir = Path(workdir)
     pre_task, new_task = _tasks(config)
     mcfg = _model_config(config, pre_task)
@@ -272,9 +273,6 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
 
     # -- c) fine-tuning on the new task: full vs (Q)LoRA, same steps and data
     fc = config.finetune
-    unknown = sorted(set(fc.methods) - {"full", "lora", "qlora"})
-    if unknown:
-        raise ValueError(f"finetune.methods: unknown {unknown}; choose from ('full', 'lora', 'qlora')")
     runs, finals = {}, {}
     for method in fc.methods:
         start = jax.tree.map(lambda x: jnp.array(x, copy=True), pretrained)  # the train step donates

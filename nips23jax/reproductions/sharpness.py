@@ -21,8 +21,7 @@ from matplotlib.figure import Figure
 
 from nips23jax.core import reproduce
 from nips23jax.core.compile import compiled_on_first_call
-from nips23jax.core.config import ConfigError
-from nips23jax.core.config import config_fingerprint
+from nips23jax.core.config import ConfigError, config_fingerprint
 from nips23jax.core.train import TrainState, fit
 from nips23jax.sam import sam
 from nips23jax.sharpness import hessian_trace, interpolation_hessian_trace
