@@ -199,6 +199,7 @@ def _windows_for(config, sources):
 
 def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = True) -> reproduce.Result:
     """Part (a) from the law, then the tiny-LM runs of (b) and (c), the fit, the figures and verdicts."""
+    validate(config)  # the CLI calls it too, before any run; a direct call (the notebooks) checks here
     for size in config.models:
         if not {1, 4} <= set(_epochs_for(config, size)):
             raise ValueError(f"{NAME}: every model must train 1 and 4 epochs (config.epochs, max_epochs), "

@@ -149,6 +149,7 @@ def _lm_fit(model, params, batches, num_steps, lr, workdir, fingerprint, progres
 
 def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = True) -> reproduce.Result:
     """SFT, preference labelling, DPO for each beta, baselines, frontier, verdicts."""
+    validate(config)  # the CLI calls it too, before any run; a direct call (the notebooks) checks here
     workdir = Path(workdir)
     world = World(config)
     width = 1 + world.prompt_len

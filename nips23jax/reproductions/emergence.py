@@ -93,6 +93,15 @@ CLAIMS = (
 # ----------------------------------------------------------------------------- data
 
 
+def _check_int32(task: ArithmeticTask) -> None:
+    """Raises unless every answer of ``task`` fits the int32 that :func:`encode_operands` computes in."""
+    n = task.num_digits
+    largest = (10**n - 1) ** 2 if task.op == "mul" else 2 * (10**n - 1)
+    if largest >= 2**31:
+        raise ValueError(f"encode_operands: {n}-digit {task.op} answers overflow int32 (up to {largest}); use "
+                         f"num_digits <= {4 if task.op == 'mul' else 9}")
+
+
 def encode_operands(task: ArithmeticTask, a: jax.Array, b: jax.Array) -> jax.Array:
     """``task.encode(a, b)["tokens"]`` computed with array ops, so batches can be drawn inside jit.
 
@@ -103,12 +112,9 @@ def encode_operands(task: ArithmeticTask, a: jax.Array, b: jax.Array) -> jax.Arr
     Returns:
       ``(B, task.seq_len)`` int32 tokens ``<bos> a op b = answer <eos>``.
     """
+    _check_int32(task)
     tok = task.tokenizer
     n = task.num_digits
-    largest = (10**n - 1) ** 2 if task.op == "mul" else 2 * (10**n - 1)
-    if largest >= 2**31:
-        raise ValueError(f"encode_operands: {n}-digit {task.op} answers overflow int32 (up to {largest}); use "
-                         f"num_digits <= {4 if task.op == 'mul' else 9}")
     a = jnp.asarray(a, jnp.int32)
     b = jnp.asarray(b, jnp.int32)
     c = a + b if task.op == "add" else a * b
@@ -465,6 +471,7 @@ def _ratio(num: float, den: float) -> float:
 
 def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = True) -> reproduce.Result:
     """Trains the family (resuming from ``workdir``), evaluates every model, simulates, plots."""
+    validate(config)  # the CLI calls it too, before any run; a direct call (the notebooks) checks here
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     task = ArithmeticTask(config.task.op, config.task.num_digits, config.task.reverse_answer)
@@ -673,8 +680,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for group in ("task", "multiple_choice"):
         c = config[group]
         try:
-            task = ArithmeticTask(c.op, c.num_digits, config.task.reverse_answer)
-            encode_operands(task, jnp.zeros((1,), jnp.int32), jnp.zeros((1,), jnp.int32))  # int32 range
+            _check_int32(ArithmeticTask(c.op, c.num_digits, config.task.reverse_answer))
         except ValueError as e:
             raise ConfigError(f"{group}: {e}") from None
 

@@ -333,6 +333,7 @@ def judge(config: ml_collections.ConfigDict, toy_out: dict, reg: dict, ts: dict)
 
 def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = True) -> reproduce.Result:
     """Runs the toy, the regression table and Thompson sampling; plots; judges the four claims."""
+    validate(config)  # the CLI calls it too, before any run; a direct call (the notebooks) checks here
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "metrics.jsonl"

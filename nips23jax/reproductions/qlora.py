@@ -234,7 +234,7 @@ def finetune_memory_gb(shape: dict[str, int], rank: int, bits_4bit: float) -> di
 
 def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = True) -> reproduce.Result:
     """Pretrains (or resumes), measures the data types and memory, fine-tunes full vs QLoRA, plots."""
-    validate(config)  # the CLI calls it too, before any run; a direct call (the notebook) checks here
+    validate(config)  # the CLI calls it too, before any run; a direct call (the notebooks) checks here
     workdir = Path(workdir)
     pre_task, new_task = _tasks(config)
     mcfg = _model_config(config, pre_task)

@@ -200,6 +200,7 @@ def _train_one(config, arch: str, run: ml_collections.ConfigDict, data, programs
 
 def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = True) -> reproduce.Result:
     """Trains the six runs (3 architectures x {GD, 1-SAM}), plots, and judges the three claims."""
+    validate(config)  # the CLI calls it too, before any run; a direct call (the notebooks) checks here
     workdir = Path(workdir)
     k_train, k_test = jax.random.split(jax.random.key(config.seed))
     data = (xor_data(k_train, config.num_train, config.dim), xor_data(k_test, config.num_test, config.dim))

@@ -110,6 +110,7 @@ def evaluate(model, params, task: ArithmeticTask, batch) -> dict[str, float]:
 
 def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = True) -> reproduce.Result:
     """Trains (resuming from ``workdir`` if a run with this config is there), evaluates, plots."""
+    validate(config)  # the CLI calls it too, before any run; a direct call (the notebooks) checks here
     workdir = Path(workdir)
     task, model, _, state, train_step, batch_fn = build(config)
     rng = np.random.default_rng((config.seed, 10**9))  # held-out stream, disjoint from train steps
