@@ -42,6 +42,7 @@ never does worse than a smaller one on the same data, while at 32 epochs the 351
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def _size(d_model, num_layers, num_heads, max_epochs=None):
@@ -68,7 +69,7 @@ def get_config(arg=None):
 
     # (b, c) tiny LMs
     c.data = ml_collections.ConfigDict()
-    c.data.num_files = 60 if quick else None   # stdlib files read (None: all)
+    c.data.num_files = 60 if quick else config_dict.placeholder(int)   # stdlib files read (None: all)
     c.data.seq_len = 64
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 16

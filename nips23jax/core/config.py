@@ -14,6 +14,7 @@ with a one-line message.
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
 import importlib
 import importlib.util
@@ -87,11 +88,14 @@ def _parse_value(text: str) -> Any:
 def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str]) -> ml_collections.ConfigDict:
     """Returns a copy of ``config`` with ``"dotted.key=value"`` overrides applied.
 
+    A key whose default is ``None`` takes any value, unless the config declares its type with
+    ``ml_collections.config_dict.placeholder(int)`` (etc.): then it takes that type or ``None``.
+
     Raises:
       ConfigError: malformed override, unknown key (with the known keys at that level), or a
         value whose type does not match the current one (ints are accepted for floats).
     """
-    config = ml_collections.ConfigDict(config.to_dict())
+    base, config = config, copy.deepcopy(config)  # not ConfigDict(to_dict()): it drops placeholders' types
     for item in overrides:
         if "=" not in item or not item.split("=", 1)[0].strip():
             raise ConfigError(f"malformed override {item!r}; expected key=value, e.g. train.num_steps=100")
@@ -105,18 +109,33 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str])
                 raise ConfigError(f"unknown config key {key!r} (no {part!r} under {where}; known: {', '.join(known)})")
             if depth < len(parts) - 1:
                 parent = parent[part]
-        old = parent[parts[-1]]
-        value = _coerce(key, _parse_value(raw), old, raw)
+        value = _parse_value(raw)
+        default = _lookup(base, parts)
+        declared = parent.get_type(parts[-1])
+        if default is None and declared is not type(None):  # a typed placeholder: that type or None
+            if value is not None:
+                try:
+                    value = _coerce(key, value, declared(), raw)
+                except ConfigError:
+                    raise ConfigError(
+                        f"bad value {raw!r} for config key {key!r}: expected {declared.__name__} or None"
+                    ) from None
+        elif default is not None:
+            value = _coerce(key, value, parent[parts[-1]], raw)
         with parent.unlocked():
             parent[parts[-1]] = value
+    return config
+
+
+def _lookup(config: ml_collections.ConfigDict, parts: list[str]) -> Any:
+    for part in parts:
+        config = config[part]
     return config
 
 
 def _coerce(key: str, value: Any, old: Any, raw: str) -> Any:
     if isinstance(old, ml_collections.ConfigDict):
         raise ConfigError(f"config key {key!r} is a group, not a value; set one of its fields instead")
-    if old is None:
-        return value
     if isinstance(old, bool):
         if isinstance(value, bool):
             return value
@@ -166,7 +185,8 @@ def _is_count_list(x: Any) -> bool:
 
 def check_counts(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict, prefix: str = "") -> None:
     """Raises :class:`ConfigError` for a count-like key (``*_steps``, ``num_*``, ``batch_size``, ...) whose
-    default is an int >= 1 (or a list of them) and whose value is not."""
+    default is an int >= 1 (or a list of them) and whose value is not; one declared
+    ``placeholder(int)`` (default None) must stay None or an int >= 1."""
     for name, default in defaults.items():
         key = f"{prefix}{name}"
         value = config.get(name)
@@ -180,6 +200,8 @@ def check_counts(config: ml_collections.ConfigDict, defaults: ml_collections.Con
             raise ConfigError(f"config key {key!r} must be an int >= 1, got {value!r}")
         if _is_count_list(default) and not _is_count_list(value):
             raise ConfigError(f"config key {key!r} must be a non-empty list of ints >= 1, got {value!r}")
+        if default is None and defaults.get_type(name) is int and value is not None and not _is_count(value):
+            raise ConfigError(f"config key {key!r} must be None or an int >= 1, got {value!r}")
 
 
 def config_fingerprint(config: ml_collections.ConfigDict, *, exclude: Iterable[str] = ()) -> str:

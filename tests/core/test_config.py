@@ -52,6 +52,45 @@ def test_override_errors(override, match):
         apply_overrides(_base(), [override])
 
 
+def _with_placeholder():
+    c = _base()
+    c.opt.limit = ml_collections.config_dict.placeholder(int)  # a typed None default
+    return c
+
+
+def test_typed_placeholder_overrides():
+    assert apply_overrides(_with_placeholder(), ["opt.limit=7"]).opt.limit == 7
+    assert apply_overrides(_with_placeholder(), ["opt.limit=7", "opt.limit=None"]).opt.limit is None
+    assert apply_overrides(_with_placeholder(), ["opt.limit=2e1"]).opt.limit == 20
+    for bad in ("opt.limit=abc", "opt.limit=1.5", "opt.limit=[1]"):
+        with pytest.raises(ConfigError, match=r"for config key 'opt.limit': expected int or None"):
+            apply_overrides(_with_placeholder(), [bad])
+    # an untyped None default still takes any value
+    assert apply_overrides(_base(), ["opt.schedule=3"]).opt.schedule == 3
+
+
+def test_typed_placeholder_count_check(tmp_path):
+    f = tmp_path / "c.py"
+    f.write_text(
+        "import ml_collections\n"
+        "def get_config(arg=None):\n"
+        "    c = ml_collections.ConfigDict()\n"
+        "    c.num_files = ml_collections.config_dict.placeholder(int)\n"
+        "    return c\n"
+    )
+    assert load_config(str(f)).num_files is None
+    assert load_config(str(f), overrides=["num_files=3"]).num_files == 3
+    with pytest.raises(ConfigError, match=r"'num_files' must be None or an int >= 1, got 0"):
+        load_config(str(f), overrides=["num_files=0"])
+
+
+def test_data_constrained_num_files_is_typed():
+    assert load_config("data_constrained").data.num_files is None
+    assert load_config("data_constrained", overrides=["data.num_files=5"]).data.num_files == 5
+    with pytest.raises(ConfigError, match="expected int or None"):
+        load_config("data_constrained", overrides=["data.num_files=all"])
+
+
 def test_load_builtin_and_file(tmp_path):
     full, quick = load_config("tiny_lm"), load_config("tiny_lm", quick=True)
     assert quick.train.num_steps < full.train.num_steps
