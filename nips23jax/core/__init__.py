@@ -21,7 +21,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "config": ("ConfigError", "apply_overrides", "config_fingerprint", "load_config"),
     "sharding": ("batch_sharding", "make_mesh", "param_shardings", "replicated", "shard_batch", "sharded_jit"),
     "train": ("FitResult", "MetricsLog", "TrainState", "as_key", "fit", "global_norm", "make_eval_step",
-              "make_train_step"),
+              "make_train_step", "warmup_cosine"),
     "distributed": ("ProcessInfo", "gather", "global_batch", "initialize", "is_main_process", "launch",
                     "local_batch", "main_print", "process_rows", "sync_processes"),
 }
@@ -85,3 +85,4 @@ if TYPE_CHECKING:  # the same names, spelled out for type checkers and IDEs
     from nips23jax.core.train import global_norm as global_norm
     from nips23jax.core.train import make_eval_step as make_eval_step
     from nips23jax.core.train import make_train_step as make_train_step
+    from nips23jax.core.train import warmup_cosine as warmup_cosine

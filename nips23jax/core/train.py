@@ -43,7 +43,8 @@ PyTree = Any
 Metrics = dict[str, float]
 LossFn = Callable[[PyTree, PyTree, jax.Array], tuple[jax.Array, Mapping[str, jax.Array]]]
 
-__all__ = ["FitResult", "MetricsLog", "TrainState", "as_key", "fit", "global_norm", "make_eval_step", "make_train_step"]
+__all__ = ["FitResult", "MetricsLog", "TrainState", "as_key", "fit", "global_norm", "make_eval_step", "make_train_step",
+           "warmup_cosine"]
 
 
 def as_key(key: jax.Array | int) -> jax.Array:
@@ -161,6 +162,24 @@ def _trainable_flags(trainable: PyTree, treedef) -> list[bool]:
     if not any(flags):
         raise ValueError("trainable: no leaf is True; nothing would be trained")
     return flags
+
+
+def warmup_cosine(peak_lr: float, num_steps: int, warmup_steps: int) -> optax.Schedule:
+    """Linear warmup from 0 to ``peak_lr`` over ``warmup_steps``, then cosine decay to 0 at ``num_steps``.
+
+    ``lr(t) = peak_lr · t / w`` for ``t < w``, then ``peak_lr · ½(1 + cos(π (t − w) / (num_steps − w)))``,
+    with ``w = min(warmup_steps, num_steps − 1)``: the schedule spans the run however long the warmup is.
+
+    Raises:
+      ValueError: ``num_steps < 1``, ``warmup_steps < 0`` or ``peak_lr < 0``.
+    """
+    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
+        raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)) or warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
+    if not np.isfinite(peak_lr) or peak_lr < 0:
+        raise ValueError(f"peak_lr must be finite and >= 0, got {peak_lr!r}")
+    return optax.warmup_cosine_decay_schedule(0.0, peak_lr, min(int(warmup_steps), int(num_steps) - 1), int(num_steps))
 
 
 def global_norm(tree: PyTree) -> jax.Array:

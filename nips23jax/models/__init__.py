@@ -2,6 +2,7 @@
 
 from nips23jax.models.lm import LMApply as LMApply
 from nips23jax.models.lm import generate as generate
+from nips23jax.models.lm import heldout_lm_loss as heldout_lm_loss
 from nips23jax.models.lm import lm_loss_fn as lm_loss_fn
 from nips23jax.models.lm import masked_lm_loss as masked_lm_loss
 from nips23jax.models.lm import next_token_logps as next_token_logps

@@ -17,7 +17,7 @@ import numpy as np
 
 PyTree = Any
 
-__all__ = ["LMApply", "generate", "ids_out_of_range", "lm_loss_fn", "masked_lm_loss", "next_token_logps", "sequence_logps",
+__all__ = ["LMApply", "generate", "heldout_lm_loss", "ids_out_of_range", "lm_loss_fn", "masked_lm_loss", "next_token_logps", "sequence_logps",
            "token_logps"]
 
 
@@ -218,6 +218,20 @@ def masked_lm_loss(
     correct = (jnp.argmax(logits[:, :-1], -1) == tokens[:, 1:]) & target_mask
     return -lp.sum() / n, {"token_accuracy": correct.sum() / n}
 
+
+
+@partial(jax.jit, static_argnums=0)
+def heldout_lm_loss(
+    apply_fn: LMApply, params: PyTree, tokens: jax.Array, loss_mask: jax.Array | None = None
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """:func:`masked_lm_loss` of ``apply_fn(params, tokens)``, as one jitted evaluation.
+
+    ``apply_fn`` is static (an :class:`LMApply`: equal models share one compile); ``params`` is what
+    it takes (the ``"params"`` collection, or the whole variables dict with ``variables=True``).
+    ``tokens``: ``(B, T)`` ids; ``loss_mask``: ``(B, T)`` bool. Returns ``(loss, aux)`` as
+    :func:`masked_lm_loss`.
+    """
+    return masked_lm_loss(apply_fn(params, tokens), tokens, loss_mask)
 
 
 def lm_loss_fn(model: Any) -> Callable[..., tuple[jax.Array, dict[str, jax.Array]]]:

@@ -115,7 +115,9 @@ def _model(config, size) -> TransformerLM:
     ))
 
 
-def count_params(params) -> int:
+def _num_params(params) -> int:
+    """Elements in every leaf of ``params`` (the tiny LMs have no adapters: ``qlora.count_params``'s
+    adapter / frozen split does not apply)."""
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
 
 
@@ -179,7 +181,7 @@ class _Trainer:
                 log.write(t + 1, f"train/{name}", {"loss": metrics["loss"]})
         val = float(self.evaluate(state.params))
         log.write(total, f"eval/{name}", {"val_loss": val})
-        return val, count_params(state.params)
+        return val, _num_params(state.params)
 
 
 def _epochs_for(config, size) -> list[int]:

@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from nips23jax.core import reproduce
 from nips23jax.core.compile import compile_fast, compiled_on_first_call
 from nips23jax.core.config import ConfigError, config_fingerprint
-from nips23jax.core.train import TrainState, fit, make_train_step
+from nips23jax.core.train import TrainState, fit, make_train_step, warmup_cosine
 from nips23jax.data.arithmetic import ArithmeticTask
 from nips23jax.emergence import (
     analytic_edit_distance,
@@ -245,7 +245,7 @@ def _train(
     total = t.num_steps * t.updates_per_step
     opt = optax.chain(
         optax.clip_by_global_norm(t.max_grad_norm),
-        optax.adamw(optax.warmup_cosine_decay_schedule(0.0, lr, min(t.warmup, total - 1), total), weight_decay=t.weight_decay),
+        optax.adamw(warmup_cosine(lr, total, t.warmup), weight_decay=t.weight_decay),
     )
     init_key = jax.random.fold_in(jax.random.key(config.seed), 1 + index)
     data_key = jax.random.key(config.seed)  # every model sees the same problems

@@ -31,9 +31,9 @@ from matplotlib.figure import Figure
 from nips23jax.core import reproduce
 from nips23jax.core.config import ConfigError, config_fingerprint
 from nips23jax.core.sharding import batch_sharding, make_mesh, param_shardings, shard_batch
-from nips23jax.core.train import TrainState, fit, make_train_step
+from nips23jax.core.train import TrainState, fit, make_train_step, warmup_cosine
 from nips23jax.data.arithmetic import ArithmeticTask, exact_match, predict_answers
-from nips23jax.models.lm import LMApply, lm_loss_fn, masked_lm_loss
+from nips23jax.models.lm import LMApply, heldout_lm_loss, lm_loss_fn
 from nips23jax.models.transformer import TransformerConfig, TransformerLM
 from nips23jax.qlora import lora
 from nips23jax.qlora.nf4 import bits_per_param, dequantize_4bit, quantize_4bit
@@ -99,11 +99,6 @@ def _model_config(config, task) -> TransformerConfig:
     )
 
 
-@partial(jax.jit, static_argnums=0)
-def _heldout_loss(apply_fn, variables, tokens, loss_mask):
-    return masked_lm_loss(apply_fn(variables, tokens), tokens, loss_mask)[0]
-
-
 def _sequence_mask(tokens) -> np.ndarray:
     """Every position after ``<bos>``: language modelling of the whole problem (the operands are
     uniformly random, so their tokens carry an irreducible log 10 each)."""
@@ -117,7 +112,7 @@ def _evaluate(model, variables, task, batch, *, whole_sequence=False) -> dict[st
     every token after ``<bos>``), and greedy exact match of the answers."""
     apply_fn = LMApply(model, variables=True)
     mask = _sequence_mask(batch["tokens"]) if whole_sequence else batch["loss_mask"]
-    loss = float(_heldout_loss(apply_fn, variables, jnp.asarray(batch["tokens"]), jnp.asarray(mask)))
+    loss = float(heldout_lm_loss(apply_fn, variables, jnp.asarray(batch["tokens"]), jnp.asarray(mask))[0])
     pred = predict_answers(apply_fn, variables, task, batch)
     return {"loss": loss, "perplexity": float(np.exp(loss)), "exact_match": float(exact_match(pred, batch["answer"]).mean())}
 
@@ -152,10 +147,6 @@ def _train(config, run_cfg, model, params, frozen, optimizer, task, heldout, wor
         log_every=max(run_cfg.num_steps // 20, 1), progress=progress, desc=desc,
     )
     return out, variables(out.state)
-
-
-def _schedule(lr, steps, warmup):
-    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(steps, warmup + 1))
 
 
 def datatype_errors(w: jax.Array, block_size: int) -> dict[str, float]:
@@ -247,7 +238,7 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
     # -- pretraining on the first task
     init = jax.jit(base_model.init)(jax.random.key(config.seed), jnp.zeros((1, pre_task.seq_len), jnp.int32))["params"]
     pc = config.pretrain
-    pre_opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(_schedule(pc.lr, pc.num_steps, pc.warmup_steps),
+    pre_opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(warmup_cosine(pc.lr, pc.num_steps, pc.warmup_steps),
                                                                         weight_decay=0.01))
     pre_out, pre_vars = _train(config, pc, base_model, init, None, pre_opt, pre_task, heldout_pre,
                                workdir / "pretrain", progress, "qlora: pretrain", whole_sequence=True)
@@ -278,7 +269,7 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
         start = jax.tree.map(lambda x: jnp.array(x, copy=True), pretrained)  # the train step donates
         if method == "full":
             model, params, frozen = base_model, start, None
-            opt = optax.adamw(_schedule(fc.lr_full, fc.num_steps, fc.warmup_steps), weight_decay=0.0)
+            opt = optax.adamw(warmup_cosine(fc.lr_full, fc.num_steps, fc.warmup_steps), weight_decay=0.0)
         else:
             params = lora.add_adapters(jax.random.key(config.seed + 2), start, lcfg)
             frozen = None
@@ -289,7 +280,7 @@ def run(config: ml_collections.ConfigDict, workdir: Path, *, progress: bool = Tr
                 frozen = {"quant": quant}
                 model = TransformerLM(mcfg, dense=lora.qlora_dense(lcfg, quant_type=fc.quant_type, block_size=bs,
                                                                    double_quant=fc.double_quant))
-            opt = lora.lora_optimizer(optax.adamw(_schedule(fc.lr_lora, fc.num_steps, fc.warmup_steps),
+            opt = lora.lora_optimizer(optax.adamw(warmup_cosine(fc.lr_lora, fc.num_steps, fc.warmup_steps),
                                                   weight_decay=0.0), params)
         out, variables = _train(config, fc, model, params, frozen, opt, new_task, heldout_new,
                                 workdir / f"finetune_{method}", progress, f"qlora: finetune {method}")

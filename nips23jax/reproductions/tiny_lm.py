@@ -19,9 +19,9 @@ import optax
 from nips23jax.core import reproduce
 from nips23jax.core.config import ConfigError, config_fingerprint
 from nips23jax.core.sharding import batch_sharding, make_mesh, param_shardings, shard_batch
-from nips23jax.core.train import TrainState, fit, make_train_step
+from nips23jax.core.train import TrainState, fit, make_train_step, warmup_cosine
 from nips23jax.data.arithmetic import ArithmeticTask, exact_match, predict_answers
-from nips23jax.models.lm import LMApply, masked_lm_loss
+from nips23jax.models.lm import LMApply, heldout_lm_loss, masked_lm_loss
 from nips23jax.models.transformer import TransformerConfig, TransformerLM
 
 NAME = "tiny-lm"
@@ -52,9 +52,7 @@ def build(config: ml_collections.ConfigDict):
     model = TransformerLM(model_cfg)
     mesh = make_mesh({a: config.mesh[a] for a in ("data", "fsdp", "tensor")})
 
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, config.train.lr, config.train.warmup_steps, max(config.train.num_steps, config.train.warmup_steps + 1)
-    )
+    schedule = warmup_cosine(config.train.lr, config.train.num_steps, config.train.warmup_steps)
     optimizer = optax.chain(
         optax.clip_by_global_norm(config.train.max_grad_norm),
         optax.adamw(schedule, weight_decay=config.train.weight_decay),
@@ -91,15 +89,10 @@ def _with_shardings(abstract_state, mesh):
     )
 
 
-@partial(jax.jit, static_argnums=0)
-def _heldout_loss(apply_fn, params, tokens, loss_mask):
-    return masked_lm_loss(apply_fn(params, tokens), tokens, loss_mask)
-
-
 def evaluate(model, params, task: ArithmeticTask, batch) -> dict[str, float]:
     """Held-out answer loss, token accuracy and greedy exact match on ``batch``."""
     apply_fn = LMApply(model)
-    loss, aux = _heldout_loss(apply_fn, params, jnp.asarray(batch["tokens"]), jnp.asarray(batch["loss_mask"]))
+    loss, aux = heldout_lm_loss(apply_fn, params, jnp.asarray(batch["tokens"]), jnp.asarray(batch["loss_mask"]))
     pred = predict_answers(apply_fn, params, task, batch)
     return {
         "loss": float(loss),

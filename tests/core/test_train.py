@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import optax
 import pytest
 
 from nips23jax.core.checkpoint import CheckpointError, Checkpointer
-from nips23jax.core.train import MetricsLog, TrainState, as_key, fit, global_norm, make_train_step
+from nips23jax.core.train import MetricsLog, TrainState, as_key, fit, global_norm, make_train_step, warmup_cosine
 
 SCRIPT = Path(__file__).with_name("_resume_script.py")
 
@@ -241,3 +242,24 @@ def test_trainable_mask_differentiates_only_the_selected_leaves():
         make_train_step(loss_fn, opt, trainable={"w": False, "b": False})(s, batch_fn(0))
     with pytest.raises(ValueError, match="structure of params"):
         make_train_step(loss_fn, opt, trainable={"w": True})(s, batch_fn(0))
+
+
+def test_warmup_cosine_closed_form():
+    peak, n, w = 3e-3, 50, 10
+    lr = warmup_cosine(peak, n, w)
+    for t in range(n + 1):
+        expect = peak * t / w if t < w else peak * 0.5 * (1 + math.cos(math.pi * (t - w) / (n - w)))
+        assert float(lr(t)) == pytest.approx(expect, rel=1e-5, abs=1e-9), t
+    # a warmup as long as the run is cut to num_steps - 1, so the schedule still ends at 0
+    short = warmup_cosine(1.0, 4, 100)
+    np.testing.assert_allclose([float(short(t)) for t in range(5)], [0.0, 1 / 3, 2 / 3, 1.0, 0.0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [((1.0, 0, 0), "num_steps must be an int >= 1"), ((1.0, 10.0, 0), "num_steps"), ((1.0, 10, -1), "warmup_steps"),
+     ((-1.0, 10, 0), "peak_lr"), ((float("nan"), 10, 0), "peak_lr")],
+)
+def test_warmup_cosine_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        warmup_cosine(*args)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nips23jax.models.lm import (
-    LMApply, generate, lm_loss_fn, masked_lm_loss, next_token_logps, sequence_logps, token_logps,
+    LMApply, generate, heldout_lm_loss, lm_loss_fn, masked_lm_loss, next_token_logps, sequence_logps, token_logps,
 )
 from nips23jax.models.transformer import TransformerConfig, TransformerLM
 
@@ -72,6 +72,21 @@ def lm():
     model = TransformerLM(cfg)
     params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
     return model, params
+
+
+def test_heldout_lm_loss_is_the_masked_cross_entropy(lm):
+    model, params = lm
+    tokens = jnp.array([[1, 4, 5, 2, 7], [2, 3, 8, 8, 0]])
+    mask = np.array([[0, 0, 1, 1, 1], [0, 1, 1, 1, 0]], bool)
+    logits = np.asarray(model.apply({"params": params}, tokens), np.float64)
+    # position t scores tokens[t] from the logits at t - 1 (mask[:, 0] is never a target)
+    lp = np.take_along_axis(_log_softmax(logits[:, :-1]), np.asarray(tokens)[:, 1:, None], -1)[..., 0]
+    expect = -(lp * mask[:, 1:]).sum() / mask[:, 1:].sum()
+    loss, aux = heldout_lm_loss(LMApply(model), params, tokens, jnp.asarray(mask))
+    np.testing.assert_allclose(float(loss), expect, rtol=1e-5)
+    variables = heldout_lm_loss(LMApply(model, variables=True), {"params": params}, tokens, jnp.asarray(mask))[0]
+    assert float(variables) == float(loss)
+    assert set(aux) == set(masked_lm_loss(jnp.asarray(logits, jnp.float32), tokens, jnp.asarray(mask))[1])
 
 
 def test_greedy_generation_equals_python_loop(lm):
