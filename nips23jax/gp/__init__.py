@@ -13,6 +13,7 @@ from nips23jax.gp.hyperparams import fit_hyperparameters as fit_hyperparameters
 from nips23jax.gp.hyperparams import log_marginal_likelihood as log_marginal_likelihood
 from nips23jax.gp.kernels import KERNELS as KERNELS
 from nips23jax.gp.kernels import Kernel as Kernel
+from nips23jax.gp.kernels import check_data as check_data
 from nips23jax.gp.kernels import check_params as check_params
 from nips23jax.gp.kernels import get_kernel as get_kernel
 from nips23jax.gp.kernels import init_params as init_params

@@ -17,7 +17,7 @@ from jax.typing import ArrayLike
 
 from nips23jax.core.train import as_key
 from nips23jax.core.compile import dual
-from nips23jax.gp.kernels import Kernel, Params, check_params, get_kernel
+from nips23jax.gp.kernels import Kernel, Params, check_data, check_params, get_kernel
 
 __all__ = ["fit_hyperparameters", "log_marginal_likelihood"]
 
@@ -37,20 +37,9 @@ def log_marginal_likelihood(kernel: Kernel | str, params: Params, x: ArrayLike, 
       Scalar.
     """
     x, y = jnp.asarray(x), jnp.asarray(y)
-    _check_data("log_marginal_likelihood", x, y)
+    check_data("log_marginal_likelihood", x, y)
     check_params(params, x.shape[1], where="log_marginal_likelihood: params")
     return _lml_impl.at(x.shape[0] ** 2 * (x.shape[1] + 2))(get_kernel(kernel), params, x, y)
-
-
-def _check_data(where: str, x: jax.Array, y: jax.Array) -> None:
-    """``x (n, d)`` and ``y (n,)`` of equal length and, when concrete, finite."""
-    if x.ndim != 2 or y.ndim != 1:
-        raise ValueError(f"{where}: x must have shape (n, d) and y shape (n,), got {x.shape} and {y.shape}")
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"{where}: x has {x.shape[0]} rows but y has {y.shape[0]}")
-    for name, a in (("x", x), ("y", y)):
-        if not isinstance(a, jax.core.Tracer) and not bool(np.all(np.isfinite(np.asarray(a)))):
-            raise ValueError(f"{where}: {name} contains NaN or Inf")
 
 
 @dual(static_argnums=0)
@@ -101,7 +90,7 @@ def fit_hyperparameters(
     """
     kernel = get_kernel(kernel)
     x, y = jnp.asarray(x), jnp.asarray(y)
-    _check_data("fit_hyperparameters", x, y)
+    check_data("fit_hyperparameters", x, y)
     check_params(init, x.shape[1], where="fit_hyperparameters: init")
     if x.shape[0] > subset_size:
         if key is None:

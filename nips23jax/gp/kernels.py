@@ -35,6 +35,7 @@ Params = dict
 __all__ = [
     "KERNELS",
     "Kernel",
+    "check_data",
     "check_params",
     "default_block_size",
     "get_kernel",
@@ -223,6 +224,24 @@ def check_params(params: Params, dim: int | None = None, *, where: str = "kernel
             raise ValueError(f"{where}[{name!r}] must be finite and {'> 0' if strict else '>= 0'}, got {a}")
         if name == "lengthscale" and dim is not None and a.ndim > 0 and a.shape != (dim,):
             raise ValueError(f"{where}['lengthscale'] must be a scalar or of shape ({dim},), got shape {a.shape}")
+
+
+def check_data(where: str, x: ArrayLike, y: ArrayLike, *, names: tuple[str, str] = ("x", "y")) -> None:
+    """Raises ``ValueError`` unless ``x`` has shape ``(n, d)`` and ``y`` shape ``(n,)`` with ``n >= 1``, and
+    both are finite (checked when concrete; traced arrays get the shape checks only).
+
+    ``where`` and ``names`` go into the message, e.g. ``"posterior: x_train has 10 rows but y_train has 9"``.
+    """
+    nx, ny = names
+    if np.ndim(x) != 2 or np.ndim(y) != 1:
+        raise ValueError(f"{where}: {nx} must have shape (n, d) and {ny} shape (n,), got {np.shape(x)} and {np.shape(y)}")
+    if np.shape(x)[0] != np.shape(y)[0]:
+        raise ValueError(f"{where}: {nx} has {np.shape(x)[0]} rows but {ny} has {np.shape(y)[0]}")
+    if np.shape(x)[0] == 0:
+        raise ValueError(f"{where}: {nx} is empty")
+    for name, a in ((nx, x), (ny, y)):
+        if not isinstance(a, jax.core.Tracer) and not bool(np.all(np.isfinite(np.asarray(a)))):
+            raise ValueError(f"{where}: {name} contains NaN or Inf")
 
 
 def row_blocks(block: int, *arrays: jax.Array) -> tuple[tuple[jax.Array, ...], jax.Array]:

@@ -24,7 +24,7 @@ from jax.typing import ArrayLike
 from nips23jax.core.train import as_key
 from nips23jax.core.compile import dual
 from nips23jax.gp import solvers as _solvers
-from nips23jax.gp.kernels import Kernel, Params, _kernel_matvec_impl, check_params, default_block_size, get_kernel
+from nips23jax.gp.kernels import Kernel, Params, _kernel_matvec_impl, check_data, check_params, default_block_size, get_kernel
 from nips23jax.gp.kernels import kernel_matvec, matern32, warn_duplicates_zero_noise
 from nips23jax.gp.rff import PRIOR_BLOCK_ROWS, PriorSampleFn, _draw_prior
 
@@ -253,15 +253,7 @@ def posterior(
     yn = np.asarray(jax.device_get(y_train) if isinstance(y_train, jax.Array) else y_train)
     if yn.ndim == 2 and yn.shape[1] == 1:
         yn = yn[:, 0]
-    if yn.ndim != 1:
-        raise ValueError(f"posterior: y_train must have shape (n,), got {yn.shape}")
-    if xn.shape[0] != yn.shape[0]:
-        raise ValueError(f"posterior: x_train has {xn.shape[0]} rows but y_train has {yn.shape[0]} values")
-    if xn.shape[0] == 0:
-        raise ValueError("posterior: x_train is empty")
-    for name, a in (("x_train", xn), ("y_train", yn)):
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"posterior: {name} contains NaN or Inf")
+    check_data("posterior", xn, yn, names=("x_train", "y_train"))
     check_params(kernel_params, xn.shape[1], where="posterior: kernel_params")
     if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 0:
         raise ValueError(f"posterior: num_samples must be an int >= 0, got {num_samples!r}")

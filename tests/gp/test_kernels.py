@@ -121,6 +121,24 @@ def test_kernels_likelihood_and_fit_reject_bad_hyperparameters_and_data():
         gp.fit_hyperparameters(gp.rbf, p, x, np.where(np.arange(6) == 2, np.nan, y), num_steps=1)
     with pytest.raises(ValueError, match="x has 6 rows but y has 5"):
         gp.fit_hyperparameters(gp.rbf, p, x, y[:5], num_steps=1)
+    with pytest.raises(ValueError, match="log_marginal_likelihood: x is empty"):
+        gp.log_marginal_likelihood(gp.rbf, p, x[:0], y[:0])
+
+
+@pytest.mark.parametrize(
+    "x, y, match",
+    [(np.ones((3, 2)), np.ones(3), None), (np.ones(3), np.ones(3), r"a: u must have shape \(n, d\) and v shape \(n,\)"),
+     (np.ones((3, 2)), np.ones((3, 1)), "must have shape"), (np.ones((3, 2)), np.ones(2), "u has 3 rows but v has 2"),
+     (np.ones((0, 2)), np.ones(0), "a: u is empty"), (np.full((3, 2), np.inf), np.ones(3), "a: u contains NaN or Inf"),
+     (np.ones((3, 2)), np.array([0.0, np.nan, 1.0]), "a: v contains NaN or Inf")],
+)
+def test_check_data(x, y, match):
+    if match is None:
+        gp.check_data("a", x, y, names=("u", "v"))
+        jax.jit(lambda x, y: gp.check_data("a", x, y) or 0)(x, y)  # traced: shapes only, no error
+    else:
+        with pytest.raises(ValueError, match=match):
+            gp.check_data("a", x, y, names=("u", "v"))
 
 
 def test_fit_with_no_steps_returns_its_start():
