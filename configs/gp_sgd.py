@@ -62,6 +62,13 @@ centred distances, the fit's start): rc 0, 1 h 47 min wall, 4733 s CPU;
   thompson       NOT reproduced: best 4.736 (SGD) vs 4.914 (CG), margin 0.102. The by-parts run above had
                  CG at 4.823 (reproduced narrowly): with 5 rounds of 16 the CG curve moves by more than
                  the margin when the kernel's rounding changes, so this claim is noise-limited here.
+SGD's test RMSE against its step budget on that synthetic set (n = 20,000, fitted noise 0.139, the
+paper's schedule for each T, r = 100/T; `solvers.sgd` with a callback, 2026-11-30, at nice 12 beside a
+benchmark): T = 5,000: 0.733, 0.711, 0.696, 0.687, 0.679 at steps 1k..5k (628 s wall); T = 20,000: 0.713,
+0.688, 0.674, 0.663, 0.656, 0.650, 0.645, 0.641, 0.638, 0.634 at steps 2k..20k (2,397 s CPU, 40 min wall). It gains
+~0.022 per doubling of steps, so the paper's 100k steps extrapolate to ~0.58 against the criterion's
+0.576 (CG 0.526 + 0.05): whether fitted_noise holds at the paper's T is within the extrapolation's error;
+100k steps take ~3.3 h of this machine's CPU.
 The paper's scale (synthetic n = 100,000; CG then recomputes 10^10 kernel entries per iteration, ~20 s
 of CPU each here, vs ~0.5 s per SGD step; 100k SGD steps) needs a GPU runtime: add the overrides
   regression.synthetic_train=100000 regression.sgd_steps=20000 regression.cg_max_iters=1000
