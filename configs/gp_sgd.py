@@ -69,6 +69,11 @@ benchmark): T = 5,000: 0.733, 0.711, 0.696, 0.687, 0.679 at steps 1k..5k (628 s 
 ~0.022 per doubling of steps, so the paper's 100k steps extrapolate to ~0.58 against the criterion's
 0.576 (CG 0.526 + 0.05): whether fitted_noise holds at the paper's T is within the extrapolation's error;
 100k steps take ~3.3 h of this machine's CPU.
+Thompson alone with 20 rounds of 16 (`gp_sgd.thompson` with this config and `thompson.rounds=20`, 2026-11-30,
+~630 s CPU, 5.6 min wall each): seed 0, best 5.178 (SGD) vs 5.204 (CG), within the 0.102 margin; seed 1,
+4.503 vs 4.720, outside it. CG ends ahead on both seeds, and at 5 rounds the two seeds disagree (seed 0
+4.52 vs 4.89, seed 1 4.30 vs 4.03). At this size CG converges within its budget and takes fewer seconds
+(85 s vs SGD's 250 s), so this is not the paper's regime, where CG's iterations are what limits it.
 The paper's scale (synthetic n = 100,000; CG then recomputes 10^10 kernel entries per iteration, ~20 s
 of CPU each here, vs ~0.5 s per SGD step; 100k SGD steps) needs a GPU runtime: add the overrides
   regression.synthetic_train=100000 regression.sgd_steps=20000 regression.cg_max_iters=1000
