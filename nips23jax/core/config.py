@@ -110,18 +110,17 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str])
             if depth < len(parts) - 1:
                 parent = parent[part]
         value = _parse_value(raw)
-        default = _lookup(base, parts)
-        declared = parent.get_type(parts[-1])
-        if default is None and declared is not type(None):  # a typed placeholder: that type or None
-            if value is not None:
+        if _lookup(base, parts) is not None:
+            value = _coerce(key, value, parent[parts[-1]], raw)
+        elif value is not None:  # a None default takes anything, unless it is a typed placeholder
+            declared = parent.get_type(parts[-1])
+            if declared is not type(None):
                 try:
                     value = _coerce(key, value, declared(), raw)
                 except ConfigError:
                     raise ConfigError(
                         f"bad value {raw!r} for config key {key!r}: expected {declared.__name__} or None"
                     ) from None
-        elif default is not None:
-            value = _coerce(key, value, parent[parts[-1]], raw)
         with parent.unlocked():
             parent[parts[-1]] = value
     return config
