@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "benchmark": ("Row", "Timing", "benchmark_parser", "compare", "format_table", "time_fn"),
     "checkpoint": ("CheckpointError", "Checkpointer"),
+    "checks": ("ids_out_of_range",),
     "compile": ("FAST_COMPILER_OPTIONS", "SMALL_WORK", "compile_fast", "compiled_on_first_call", "dual_jit",
                 "jit_per_function"),
     "config": ("ConfigError", "apply_overrides", "config_fingerprint", "load_config"),

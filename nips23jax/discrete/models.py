@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from nips23jax.core.checks import ids_out_of_range
+
 __all__ = [
     "DiscreteModel",
     "bernoulli",
@@ -83,11 +85,10 @@ class DiscreteModel:
         if not (jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_):
             raise TypeError(f"{self.name}: {where} must be an integer array with values in 0..{self.num_categories - 1}, "
                             f"got dtype {x.dtype}")
-        if not _is_tracer(x):
-            xv = np.asarray(x)
-            if xv.size and (xv.min() < 0 or xv.max() >= self.num_categories):
-                raise ValueError(f"{self.name}: {where} has values outside 0..{self.num_categories - 1} "
-                                 f"(min {xv.min()}, max {xv.max()})")
+        bad = ids_out_of_range(x, self.num_categories)
+        if bad is not None:
+            raise ValueError(f"{self.name}: {where} has values outside 0..{self.num_categories - 1} "
+                             f"(min {bad[0]}, max {bad[1]})")
         return x.astype(jnp.int32)
 
     def relax(self, x: jax.Array) -> jax.Array:

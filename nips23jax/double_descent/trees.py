@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from nips23jax.core.checks import ids_out_of_range
+
 __all__ = [
     "BoostedTrees",
     "boosting_smoother",
@@ -196,11 +198,10 @@ def boosting_update(
     if s_train.shape != (n, n) or s_query.ndim != 2 or s_query.shape[1] != n:
         raise ValueError(f"boosting_update: s_train must be (n, n) and s_query (m, n), got {s_train.shape}, {s_query.shape}")
     for name, ids in (("train_leaves", train_leaves), ("query_leaves", query_leaves)):
-        if not isinstance(ids, jax.core.Tracer) and np.size(ids):  # segment_sum drops ids out of range silently
-            a = np.asarray(ids)
-            if a.min() < 0 or a.max() >= num_leaves:
-                raise ValueError(f"boosting_update: {name} must be leaf ids in [0, num_leaves={num_leaves}), got min "
-                                 f"{a.min()}, max {a.max()}")
+        bad = ids_out_of_range(ids, num_leaves)  # segment_sum drops ids out of range silently
+        if bad is not None:
+            raise ValueError(f"boosting_update: {name} must be leaf ids in [0, num_leaves={num_leaves}), got min "
+                             f"{bad[0]}, max {bad[1]}")
     if not isinstance(learning_rate, jax.core.Tracer) and not 0 < float(learning_rate) <= 1:
         raise ValueError(f"boosting_update: learning_rate must be in (0, 1], got {float(learning_rate)}")
     w = jnp.ones((n,), s_train.dtype) if train_weights is None else train_weights.astype(s_train.dtype)

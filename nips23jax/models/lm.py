@@ -15,29 +15,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nips23jax.core.checks import ids_out_of_range
+
 PyTree = Any
 
 __all__ = ["LMApply", "generate", "heldout_lm_loss", "ids_out_of_range", "lm_loss_fn", "masked_lm_loss", "next_token_logps", "sequence_logps",
            "token_logps"]
-
-
-def ids_out_of_range(ids: jax.Array, size: int, mask: jax.Array | None = None) -> tuple[int, int] | None:
-    """``(min, max)`` of the ids (where ``mask`` is True) when any lies outside ``[0, size)``, else ``None``.
-
-    Only concrete arrays are checked (read through NumPy: under an outer trace, ``jnp`` ops on a
-    closed-over constant would be traced); traced ones give ``None``.
-
-    Args:
-      ids: int array of any shape.
-      size: the number of valid ids (a vocabulary or choice count).
-      mask: optional bool/0-1 array of ``ids``' shape: only its True positions count.
-    """
-    if any(isinstance(a, jax.core.Tracer) for a in (ids, mask)):
-        return None
-    values = np.asarray(ids) if mask is None else np.asarray(ids)[np.asarray(mask).astype(bool)]
-    if values.size and (values.min() < 0 or values.max() >= size):
-        return int(values.min()), int(values.max())
-    return None
 
 
 def token_logps(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
