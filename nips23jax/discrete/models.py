@@ -149,6 +149,17 @@ def lattice_edges(shape: int | Sequence[int]) -> np.ndarray:
     return np.concatenate([right, down]).astype(np.int32)
 
 
+def _lattice_pair_sum(a: jax.Array, b: jax.Array, h: int, w: int) -> jax.Array:
+    """``Σ_{⟨ij⟩} ⟨a_i, b_j⟩`` over :func:`lattice_edges` of an ``(h, w)`` lattice, for ``(h·w, ...)`` arrays.
+
+    By shifted slices of the grid, not by gathers over the edge list: the gradient is then slices and
+    pads that XLA fuses, where the gathers' transpose is a scatter-add (block Gibbs took 1.6-2.5x as
+    long per step with them on a 50x50 lattice, CPU).
+    """
+    a, b = a.reshape(h, w, -1), b.reshape(h, w, -1)
+    return jnp.sum(a[:, :-1] * b[:, 1:]) + jnp.sum(a[:-1, :] * b[1:, :])
+
+
 def bernoulli(logits: ArrayLike) -> DiscreteModel:
     """Independent Bernoulli sites: ``log π(x) = Σ_i θ_i x_i``, so ``P(x_i = 1) = σ(θ_i)``.
 
@@ -232,11 +243,10 @@ def ising(
         b = _disc_field(as_key(key), h, w, float(mu), -1.5, 1.5).astype(jnp.float32)
     else:
         b = jnp.zeros((d,), jnp.float32)
-    edges = jnp.asarray(lattice_edges((h, w)))
 
     def relaxed(x):
         s = 2.0 * x - 1.0
-        return lam * jnp.sum(s[edges[:, 0]] * s[edges[:, 1]]) - s @ b
+        return lam * _lattice_pair_sum(s, s, h, w) - s @ b
 
     return DiscreteModel("ising", d, 2, relaxed, {"shape": (h, w), "inverse_temperature": lam, "field": b})
 
@@ -276,15 +286,14 @@ def potts(
         f = jax.random.uniform(as_key(key), (d, k), minval=-1.0, maxval=1.0)
     else:
         f = jnp.zeros((d, k), jnp.float32)
-    edges = jnp.asarray(lattice_edges((h, w)))
     if k == 2:
         # binary case: o = (1 − x, x); 1[x_i = x_j] = x_i x_j + (1 − x_i)(1 − x_j)
         def relaxed(x):
-            xi, xj = x[edges[:, 0]], x[edges[:, 1]]
-            return lam * jnp.sum(xi * xj + (1 - xi) * (1 - xj)) + jnp.sum(f[:, 0] + x * (f[:, 1] - f[:, 0]))
+            return lam * (_lattice_pair_sum(x, x, h, w) + _lattice_pair_sum(1 - x, 1 - x, h, w)) + jnp.sum(
+                f[:, 0] + x * (f[:, 1] - f[:, 0]))
     else:
         def relaxed(o):
-            return lam * jnp.sum(o[edges[:, 0]] * o[edges[:, 1]]) + jnp.sum(o * f)
+            return lam * _lattice_pair_sum(o, o, h, w) + jnp.sum(o * f)
 
     return DiscreteModel("potts", d, k, relaxed, {"shape": (h, w), "inverse_temperature": lam, "field": f})
 

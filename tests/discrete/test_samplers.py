@@ -411,6 +411,33 @@ def test_dlmc_binary_moves_match_float64_at_extreme_differences(solver):
     np.testing.assert_allclose(np.exp(got[:, 0]), np.exp(want[:, 0]), atol=1e-6)
 
 
+@pytest.mark.parametrize("balancing", ["sqrt", "barker"])
+def test_binary_flip_proposals_equal_the_two_column_tables(balancing):
+    """The binary kernels draw from ``(log P(flip), log P(stay))`` alone: these must be the ``(d, 2)``
+    tables' entries, at ordinary and at extreme differences, for DMALA and both DLMC solvers."""
+    from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function
+    from nips23jax.discrete.samplers.dlmc import dlmc_flip_log_probs, dlmc_transition_log_probs
+    from nips23jax.discrete.samplers.dmala import dmala_flip_log_probs, dmala_proposal_logits
+
+    g = balancing_function(balancing)
+    rng = np.random.default_rng(0)
+    dx = jnp.asarray(np.concatenate([rng.normal(0, 3, 40), [300.0, -300.0, 80.0, -80.0, 0.0]]), jnp.float32)
+    x = jnp.asarray(rng.integers(0, 2, dx.shape[0]), jnp.int32)
+    diffs = jnp.where(jax.nn.one_hot(x, 2, dtype=bool), 0.0, dx[:, None])  # D[i, x_i] = 0
+    rows = np.arange(dx.shape[0])
+    for log_tau in (-2.0, 0.3):
+        tables = {"dmala": dmala_proposal_logits(balanced_weights(diffs, x, g), x, log_tau),
+                  **{s: dlmc_transition_log_probs(diffs, x, jnp.float32(log_tau), g, s) for s in ("interpolate", "euler")}}
+        flips = {"dmala": dmala_flip_log_probs(g(dx), log_tau),
+                 **{s: dlmc_flip_log_probs(dx, jnp.float32(log_tau), g, s) for s in ("interpolate", "euler")}}
+        for name, table in tables.items():
+            table = np.asarray(table)
+            move, stay = (np.asarray(a) for a in flips[name])
+            np.testing.assert_allclose(move, table[rows, 1 - np.asarray(x)], rtol=1e-5, atol=1e-6, err_msg=name)
+            np.testing.assert_allclose(np.exp(stay), np.exp(table[rows, np.asarray(x)]), atol=1e-6, err_msg=name)
+            np.testing.assert_allclose(np.exp(move) + np.exp(stay), 1.0, atol=1e-6, err_msg=name)
+
+
 def test_balancing_functions_in_log_space():
     d = jnp.linspace(-30.0, 30.0, 13)
     t = np.exp(np.asarray(d, np.float64))

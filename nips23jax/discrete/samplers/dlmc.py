@@ -23,7 +23,7 @@ from nips23jax.discrete.samplers.balancing import balancing_function
 from nips23jax.discrete.samplers.base import SamplingAlgorithm
 from nips23jax.discrete.samplers.dmala import corrected_local_sampler
 
-__all__ = ["SOLVERS", "dlmc", "dlmc_transition_log_probs"]
+__all__ = ["SOLVERS", "dlmc", "dlmc_flip_log_probs", "dlmc_transition_log_probs"]
 
 SOLVERS = ("interpolate", "euler")
 
@@ -66,6 +66,22 @@ def dlmc_transition_log_probs(diffs: jax.Array, x: jax.Array, log_tau: jax.Array
     return jnp.log(jnp.clip(row, 1e-30, 1.0))
 
 
+def dlmc_flip_log_probs(flip_diffs: jax.Array, log_tau: jax.Array, g, solver: str) -> tuple[jax.Array, jax.Array]:
+    """Binary sites: ``(log P(flip), log P(stay))``, each ``(d,)``, after time ``τ``.
+
+    The binary column of :func:`dlmc_transition_log_probs` from ``D_flip[i] = D[i, 1 − x_i]`` alone,
+    in log space as there. One move per site, so ``P(flip) <= ν`` and no renormalization.
+    """
+    log_nu = jax.nn.log_sigmoid(flip_diffs)
+    log_rate = log_tau + g(flip_diffs)
+    if solver == "interpolate":
+        lz = log_rate - log_nu
+        log_move = log_nu + jnp.where(lz < -15.0, lz, _log1mexp(-jnp.exp(jnp.minimum(lz, 80.0))))
+    else:
+        log_move = jnp.minimum(log_rate, log_nu)
+    return log_move, _log1mexp(log_move)
+
+
 def dlmc(
     model: DiscreteModel,
     *,
@@ -89,5 +105,5 @@ def dlmc(
 
     return corrected_local_sampler(
         model, "dlmc", g, lambda diffs, x, lt: dlmc_transition_log_probs(diffs, x, lt, g, solver),
-        log_tau=log_tau, adapt=adapt,
+        log_tau=log_tau, adapt=adapt, flip_log_probs=lambda dx, lt: dlmc_flip_log_probs(dx, lt, g, solver),
     )

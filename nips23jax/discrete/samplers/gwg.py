@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from nips23jax.core.train import as_key
 from nips23jax.discrete.models import DiscreteModel
 from nips23jax.discrete.samplers.adaptive import TARGET_ACCEPTANCE, adapt_num_flips
-from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function
+from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function, flip_diffs
 from nips23jax.discrete.samplers.base import Info, SamplingAlgorithm, check_int, mh_accept
 
 __all__ = ["GradientState", "accept_move", "apply_moves", "gwg", "num_flips_init"]
@@ -124,15 +124,25 @@ def gwg(
 
     def step(key, state):
         k_move, k_acc = jax.random.split(as_key(key))
-        logits_x = jax.nn.log_softmax(balanced_weights(state.diffs, state.x, g).reshape(-1))
-        moves = _sample_iid(k_move, logits_x, r_max)
-        sites, values = moves // k, moves % k
         active = jnp.arange(r_max) < jnp.round(state.step_size)
-        y, prev = apply_moves(state.x, sites, values, active)
-        lp_y, diffs_y = model.log_prob_and_diffs(y)
-        logits_y = jax.nn.log_softmax(balanced_weights(diffs_y, y, g).reshape(-1))
-        log_fwd = jnp.sum(jnp.where(active, logits_x[moves], 0.0))
-        log_rev = jnp.sum(jnp.where(active, logits_y[sites * k + prev], 0.0))
+        if model.is_binary:  # a move is a flip: draw sites from the d flip weights, not the (d, 2) table
+            logits_x = jax.nn.log_softmax(g(flip_diffs(state.diffs)))
+            sites = _sample_iid(k_move, logits_x, r_max)
+            y, prev = apply_moves(state.x, sites, 1 - state.x[sites], active)
+            lp_y, diffs_y = model.log_prob_and_diffs(y)
+            logits_y = jax.nn.log_softmax(g(flip_diffs(diffs_y)))
+            log_fwd = jnp.sum(jnp.where(active, logits_x[sites], 0.0))
+            # a site drawn twice: its later reverse move "sets" it to its value at y, not a move (−inf)
+            log_rev = jnp.sum(jnp.where(active, jnp.where(prev != y[sites], logits_y[sites], -jnp.inf), 0.0))
+        else:
+            logits_x = jax.nn.log_softmax(balanced_weights(state.diffs, state.x, g).reshape(-1))
+            moves = _sample_iid(k_move, logits_x, r_max)
+            sites, values = moves // k, moves % k
+            y, prev = apply_moves(state.x, sites, values, active)
+            lp_y, diffs_y = model.log_prob_and_diffs(y)
+            logits_y = jax.nn.log_softmax(balanced_weights(diffs_y, y, g).reshape(-1))
+            log_fwd = jnp.sum(jnp.where(active, logits_x[moves], 0.0))
+            log_rev = jnp.sum(jnp.where(active, logits_y[sites * k + prev], 0.0))
         acc, accepted = mh_accept(k_acc, lp_y - state.log_prob + log_rev - log_fwd)
         r = adapt_num_flips(state.step_size, acc, TARGET_ACCEPTANCE, r_max) if adapt else state.step_size
         return accept_move(state, y, lp_y, diffs_y, acc, accepted, r)

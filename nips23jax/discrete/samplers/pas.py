@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from nips23jax.core.train import as_key
 from nips23jax.discrete.models import DiscreteModel
 from nips23jax.discrete.samplers.adaptive import TARGET_ACCEPTANCE, adapt_num_flips
-from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function
+from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function, flip_diffs
 from nips23jax.discrete.samplers.base import SamplingAlgorithm, check_int, mh_accept
 from nips23jax.discrete.samplers.gwg import accept_move, num_flips_init
 
@@ -70,21 +70,26 @@ def pas(
 
     init = num_flips_init(model, num_flips)
 
+    def weights(diffs, x):  # binary: one column, the flips (a move's value is then its index 0)
+        return g(flip_diffs(diffs))[:, None] if model.is_binary else balanced_weights(diffs, x, g)
+
     def step(key, state):
         k_move, k_acc = jax.random.split(as_key(key))
-        w_x = balanced_weights(state.diffs, state.x, g)
+        w_x = weights(state.diffs, state.x)
         perturbed = w_x + jax.random.gumbel(k_move, w_x.shape)
         values_all = jnp.argmax(perturbed, axis=1)
         _, sites = jax.lax.top_k(jnp.max(perturbed, axis=1), r_max)  # sequential order, no replacement
         values = values_all[sites]
         n = jnp.round(state.step_size).astype(jnp.int32)
         active = jnp.arange(r_max) < n
-        y = state.x.at[sites].set(jnp.where(active, values, state.x[sites]))
+        new_values = 1 - state.x[sites] if model.is_binary else values
+        y = state.x.at[sites].set(jnp.where(active, new_values, state.x[sites]))
         lp_y, diffs_y = model.log_prob_and_diffs(y)
-        w_y = balanced_weights(diffs_y, y, g)
+        w_y = weights(diffs_y, y)
         rev = jnp.where(active, n - 1 - jnp.arange(r_max), jnp.arange(r_max))  # active part reversed
         log_fwd = path_log_prob(w_x, sites, values, active)
-        log_rev = path_log_prob(w_y, sites[rev], state.x[sites[rev]], active)
+        rev_values = values[rev] if model.is_binary else state.x[sites[rev]]  # binary: index 0, a flip back
+        log_rev = path_log_prob(w_y, sites[rev], rev_values, active)
         acc, accepted = mh_accept(k_acc, lp_y - state.log_prob + log_rev - log_fwd)
         r = adapt_num_flips(state.step_size, acc, TARGET_ACCEPTANCE, r_max) if adapt else state.step_size
         return accept_move(state, y, lp_y, diffs_y, acc, accepted, r)
