@@ -409,6 +409,15 @@ def test_dlmc_binary_moves_match_float64_at_extreme_differences(solver):
     assert np.all(np.isfinite(got[:, 1]))
     np.testing.assert_allclose(got[:, 1], want[:, 1], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.exp(got[:, 0]), np.exp(want[:, 0]), atol=1e-6)
+    # the binary kernels' own form (log P(flip), log P(stay)) from D alone
+    from nips23jax.discrete.samplers.dlmc import dlmc_flip_log_probs
+
+    move, stay = (np.asarray(a) for a in dlmc_flip_log_probs(jnp.asarray(d, jnp.float32), jnp.float32(0.3), g, solver))
+    assert np.all(np.isfinite(move)) and not np.any(np.isnan(stay))
+    np.testing.assert_allclose(move, want[:, 1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.exp(stay), np.exp(want[:, 0]), atol=1e-6)
+    finite = np.isfinite(want[:, 0]) & (want[:, 0] < -1e-3)  # log P(stay) away from 0: relative accuracy too
+    np.testing.assert_allclose(stay[finite], want[finite, 0], rtol=1e-5)
 
 
 @pytest.mark.parametrize("balancing", ["sqrt", "barker"])

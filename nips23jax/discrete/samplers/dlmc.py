@@ -71,14 +71,20 @@ def dlmc_flip_log_probs(flip_diffs: jax.Array, log_tau: jax.Array, g, solver: st
 
     The binary column of :func:`dlmc_transition_log_probs` from ``D_flip[i] = D[i, 1 − x_i]`` alone,
     in log space as there. One move per site, so ``P(flip) <= ν`` and no renormalization.
+
+    Interpolating solver with ``z = τ e^w / ν``: ``P(flip) = ν (1 − e^{−z})`` and
+    ``P(stay) = (1 − ν) + ν e^{−z}``, so ``log P(stay) = log ν + logaddexp(−D, −z)`` (as
+    ``1 − ν = ν e^{−D}``): no ``log(1 − p)`` cancellation, and 7-9 transcendentals per site instead of the
+    table's 11-13 (``log(−expm1(−z))`` is accurate to ~1e-7 absolute where ``z`` is large).
     """
     log_nu = jax.nn.log_sigmoid(flip_diffs)
     log_rate = log_tau + g(flip_diffs)
     if solver == "interpolate":
         lz = log_rate - log_nu
-        log_move = log_nu + jnp.where(lz < -15.0, lz, _log1mexp(-jnp.exp(jnp.minimum(lz, 80.0))))
-    else:
-        log_move = jnp.minimum(log_rate, log_nu)
+        z = jnp.exp(jnp.minimum(lz, 80.0))
+        log_move = log_nu + jnp.where(lz < -15.0, lz, jnp.log(-jnp.expm1(-z)))
+        return log_move, log_nu + jnp.logaddexp(-flip_diffs, -z)
+    log_move = jnp.minimum(log_rate, log_nu)
     return log_move, _log1mexp(log_move)
 
 

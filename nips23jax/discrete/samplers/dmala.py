@@ -34,10 +34,12 @@ def dmala_proposal_logits(weights: jax.Array, x: jax.Array, log_tau: jax.Array) 
 def dmala_flip_log_probs(weights: jax.Array, log_tau: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Binary sites: ``(log P(flip), log P(stay))``, each ``(d,)``, from the flip weights ``w`` ``(d,)``.
 
-    The two-entry :func:`dmala_proposal_logits`: ``P(flip) = σ(w + log τ)``.
+    The two-entry :func:`dmala_proposal_logits`: ``P(flip) = σ(t)``, ``t = w + log τ``; one softplus
+    (``log σ(−t) = −softplus(t)``, ``log σ(t) = t − softplus(t)``).
     """
     t = weights + log_tau
-    return jax.nn.log_sigmoid(t), jax.nn.log_sigmoid(-t)
+    stay = -jax.nn.softplus(t)
+    return stay + t, stay
 
 
 def dmala(
