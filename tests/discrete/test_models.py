@@ -56,7 +56,8 @@ def _one_program():
 
     @functools.partial(jax.jit, compiler_options=FAST)
     def run(xs, key):
-        diffs = {n: (m.log_prob_and_diffs(xs[n]), m.log_prob(xs[n]), jax.vmap(m.log_prob)(_changed_states(m, xs[n])))
+        diffs = {n: (m.log_prob_and_diffs(xs[n]), m.log_prob(xs[n]), jax.vmap(m.log_prob)(_changed_states(m, xs[n])),
+                     m.log_prob_and_flip_diffs(xs[n]) if m.is_binary else None)
                  for n, m in models.items()}
         naive = {n: jax.vmap(models[n].log_prob)(jnp.asarray(x, jnp.int32)) for n, x in NAIVE_STATES.items()}
         return (diffs, extreme.log_prob_and_diffs(x_extreme), [alg.step(key, alg.init(x_extreme)) for alg in algs],
@@ -71,9 +72,9 @@ def _exact_single_site_diffs():
     from evaluating every changed state."""
     models = _models()
     out = {}
-    for n, ((lp, diffs), lp_direct, lps) in _one_program()[1][0].items():
+    for n, ((lp, diffs), lp_direct, lps, flip) in _one_program()[1][0].items():
         m = models[n]
-        out[n] = lp, diffs, lp_direct, np.asarray(lps - lp_direct).reshape(m.num_sites, m.num_categories)
+        out[n] = lp, diffs, lp_direct, np.asarray(lps - lp_direct).reshape(m.num_sites, m.num_categories), flip
     return out
 
 
@@ -94,9 +95,13 @@ def _models():
 @pytest.mark.parametrize("name", ["bernoulli", "categorical", "categorical2", "ising", "potts", "potts2", "fhmm"])
 def test_multilinear_diffs_are_exact_single_site_changes(name):
     """For multilinear relaxations the first-order difference IS the change of log π."""
-    lp, diffs, lp_direct, exact = _exact_single_site_diffs()[name]
+    lp, diffs, lp_direct, exact, flip = _exact_single_site_diffs()[name]
     assert float(lp) == pytest.approx(float(lp_direct))
     np.testing.assert_allclose(diffs, exact, atol=2e-4)
+    if flip is not None:  # binary: the flip column alone, as the gradient samplers' states hold it
+        x = np.asarray(_one_program()[0][name])
+        assert float(flip[0]) == pytest.approx(float(lp_direct))
+        np.testing.assert_allclose(flip[1], exact[np.arange(x.size), 1 - x], atol=2e-4)
 
 
 def test_ising_and_potts_match_naive_loops():
@@ -176,6 +181,8 @@ def test_model_bad_input():
     with pytest.raises(ValueError, match="either field .* or key"):
         D.ising(3, key=jax.random.key(0), field=jnp.zeros(9))
     m = D.potts(2, num_colors=3)
+    with pytest.raises(ValueError, match="binary model .* K = 3"):
+        m.log_prob_and_flip_diffs(jnp.zeros(4, jnp.int32))
     with pytest.raises(ValueError, match="shape"):
         m.log_prob(jnp.zeros((2, 2), jnp.int32))
     with pytest.raises(TypeError, match="integer"):

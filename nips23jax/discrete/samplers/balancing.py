@@ -22,7 +22,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-__all__ = ["BALANCING_FUNCTIONS", "balancing_function", "balanced_weights", "flip_diffs"]
+__all__ = ["BALANCING_FUNCTIONS", "balancing_function", "balanced_weights"]
 
 BALANCING_FUNCTIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "sqrt": lambda d: d / 2.0,
@@ -61,11 +61,3 @@ def balanced_weights(diffs: jax.Array, x: jax.Array, balancing: Callable[[jax.Ar
     stay = jax.nn.one_hot(x, diffs.shape[1], dtype=bool)
     return jnp.where(stay, -jnp.inf, balancing(diffs))
 
-
-def flip_diffs(diffs: jax.Array) -> jax.Array:
-    """Binary models: ``D[i, 1 − x_i]``, the difference of flipping each site, ``(d,)`` from ``D`` ``(d, 2)``.
-
-    ``D[i, x_i]`` is 0, so this is the row sum. The binary kernels work on it instead of the ``(d, 2)``
-    table whose ``x_i`` column is never a move: half the elementwise work and random numbers.
-    """
-    return jnp.sum(diffs, axis=1)

@@ -16,9 +16,9 @@ import jax.numpy as jnp
 from nips23jax.core.train import as_key
 from nips23jax.discrete.models import DiscreteModel
 from nips23jax.discrete.samplers.adaptive import adapt_log_tau, init_log_tau
-from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function, flip_diffs
+from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function
 from nips23jax.discrete.samplers.base import SamplingAlgorithm, mh_accept
-from nips23jax.discrete.samplers.gwg import GradientState, accept_move
+from nips23jax.discrete.samplers.gwg import GradientState, accept_move, log_prob_and_state_diffs
 
 __all__ = ["dmala", "dmala_flip_log_probs", "dmala_proposal_logits"]
 
@@ -80,20 +80,26 @@ def corrected_local_sampler(
     every site from it, accepts with ``π(y) q(x|y) / π(x) q(y|x)``, and (with ``adapt``) moves
     ``log τ`` toward acceptance 0.574 with ``Z = Σ_i e^{w_i}`` of the balanced weights at ``x``.
 
-    On binary models, ``flip_log_probs(D_flip, log_tau) -> (log P(flip), log P(stay))`` (each ``(d,)``,
-    ``D_flip[i] = D[i, 1 − x_i]``), when given, is the same proposal without the ``(d, 2)`` tables: one
-    uniform per site instead of two Gumbels, and half the transcendentals (DMALA and DLMC about 2x,
-    DLMC Euler 1.3-1.7x fewer ms per step on 50x50 Ising with 100 chains, 2-core CPU).
+    On binary models (required there), ``flip_log_probs(D_flip, log_tau) -> (log P(flip), log P(stay))``
+    (each ``(d,)``; ``D_flip[i] = D[i, 1 − x_i]``, as the state holds it) is the same proposal without
+    the ``(d, 2)`` tables: one uniform per site instead of two Gumbels, and half the transcendentals
+    (DMALA and DLMC about 2x, DLMC Euler 1.3-1.7x fewer ms per step on 50x50 Ising with 100 chains,
+    2-core CPU).
     """
-    binary = model.is_binary and flip_log_probs is not None
+    binary = model.is_binary
+    if binary and flip_log_probs is None:
+        raise ValueError(f"{name}: binary models need flip_log_probs (the state holds D_flip, not the (d, 2) table)")
+
+    def log_z(diffs, x):  # log Σ e^w of the balanced weights at x
+        return jax.nn.logsumexp(g(diffs) if binary else balanced_weights(diffs, x, g))
 
     def init(x, previous=None):
         x = model.check_state(x)
-        lp, diffs = model.log_prob_and_diffs(x)
+        lp, diffs = log_prob_and_state_diffs(model, x)
         if previous is not None:
             lt = previous.step_size
         elif log_tau is None:
-            lt = init_log_tau(jax.nn.logsumexp(balanced_weights(diffs, x, g)))
+            lt = init_log_tau(log_z(diffs, x))
         else:
             lt = jnp.asarray(log_tau, jnp.float32)
         return GradientState(x, lp, diffs, lt)
@@ -101,12 +107,11 @@ def corrected_local_sampler(
     def step(key, state):
         k_move, k_acc = jax.random.split(as_key(key))
         if binary:
-            dx = flip_diffs(state.diffs)
-            move_x, stay_x = flip_log_probs(dx, state.step_size)
-            flip = jnp.log(jax.random.uniform(k_move, dx.shape)) < move_x
+            move_x, stay_x = flip_log_probs(state.diffs, state.step_size)
+            flip = jnp.log(jax.random.uniform(k_move, state.x.shape)) < move_x
             y = jnp.where(flip, 1 - state.x, state.x)
-            lp_y, diffs_y = model.log_prob_and_diffs(y)
-            move_y, stay_y = flip_log_probs(flip_diffs(diffs_y), state.step_size)
+            lp_y, diffs_y = model.log_prob_and_flip_diffs(y)
+            move_y, stay_y = flip_log_probs(diffs_y, state.step_size)
             log_fwd = jnp.sum(jnp.where(flip, move_x, stay_x))
             log_rev = jnp.sum(jnp.where(flip, move_y, stay_y))
         else:
@@ -118,9 +123,7 @@ def corrected_local_sampler(
             log_rev = jnp.sum(jnp.take_along_axis(q_y, state.x[:, None], 1))
         acc, accepted = mh_accept(k_acc, lp_y - state.log_prob + log_rev - log_fwd)
         if adapt:
-            log_z = (jax.nn.logsumexp(g(dx)) if binary
-                     else jax.nn.logsumexp(balanced_weights(state.diffs, state.x, g)))
-            lt = adapt_log_tau(state.step_size, log_z, acc, TARGET_ACCEPTANCE)
+            lt = adapt_log_tau(state.step_size, log_z(state.diffs, state.x), acc, TARGET_ACCEPTANCE)
         else:
             lt = state.step_size
         return accept_move(state, y, lp_y, diffs_y, acc, accepted, lt)

@@ -16,9 +16,9 @@ import jax.numpy as jnp
 from nips23jax.core.train import as_key
 from nips23jax.discrete.models import DiscreteModel
 from nips23jax.discrete.samplers.adaptive import TARGET_ACCEPTANCE, adapt_num_flips
-from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function, flip_diffs
+from nips23jax.discrete.samplers.balancing import balanced_weights, balancing_function
 from nips23jax.discrete.samplers.base import SamplingAlgorithm, check_int, mh_accept
-from nips23jax.discrete.samplers.gwg import accept_move, num_flips_init
+from nips23jax.discrete.samplers.gwg import accept_move, log_prob_and_state_diffs, num_flips_init
 
 __all__ = ["pas", "path_log_prob"]
 
@@ -71,7 +71,7 @@ def pas(
     init = num_flips_init(model, num_flips)
 
     def weights(diffs, x):  # binary: one column, the flips (a move's value is then its index 0)
-        return g(flip_diffs(diffs))[:, None] if model.is_binary else balanced_weights(diffs, x, g)
+        return g(diffs)[:, None] if model.is_binary else balanced_weights(diffs, x, g)
 
     def step(key, state):
         k_move, k_acc = jax.random.split(as_key(key))
@@ -84,7 +84,7 @@ def pas(
         active = jnp.arange(r_max) < n
         new_values = 1 - state.x[sites] if model.is_binary else values
         y = state.x.at[sites].set(jnp.where(active, new_values, state.x[sites]))
-        lp_y, diffs_y = model.log_prob_and_diffs(y)
+        lp_y, diffs_y = log_prob_and_state_diffs(model, y)
         w_y = weights(diffs_y, y)
         rev = jnp.where(active, n - 1 - jnp.arange(r_max), jnp.arange(r_max))  # active part reversed
         log_fwd = path_log_prob(w_x, sites, values, active)
