@@ -33,21 +33,28 @@ import sys
 import time
 import types
 
-# DISCS sampler config name, its balancing_fn_type, extra config; our benchmarks/discs.py variant spec
+# DISCS sampler config name, its balancing_fn_type, extra config
 ROWS = {
-    "gwg_sqrt": ("gwg", "SQRT", {}, "gwg"),
-    "pas_sqrt": ("path_auxiliary", "SQRT", {}, "pas"),
-    "pas_ratio": ("path_auxiliary", "RATIO", {}, "pas:barker"),
-    "dlmc_sqrt": ("dlmc", "SQRT", {"solver": "interpolate"}, "dlmc"),
-    "dlmc_ratio": ("dlmc", "RATIO", {"solver": "interpolate"}, "dlmc:barker"),
-    "dlmcf_sqrt": ("dlmc", "SQRT", {"solver": "euler_forward"}, "dlmc:euler"),
-    "dlmcf_ratio": ("dlmc", "RATIO", {"solver": "euler_forward"}, "dlmc:barker:euler"),
-    "dmala_sqrt": ("dmala", "SQRT", {}, "dmala"),
-    "dmala_ratio": ("dmala", "RATIO", {}, "dmala:barker"),
+    "gwg_sqrt": ("gwg", "SQRT", {}),
+    "pas_sqrt": ("path_auxiliary", "SQRT", {}),
+    "pas_ratio": ("path_auxiliary", "RATIO", {}),
+    "dlmc_sqrt": ("dlmc", "SQRT", {"solver": "interpolate"}),
+    "dlmc_ratio": ("dlmc", "RATIO", {"solver": "interpolate"}),
+    "dlmcf_sqrt": ("dlmc", "SQRT", {"solver": "euler_forward"}),
+    "dlmcf_ratio": ("dlmc", "RATIO", {"solver": "euler_forward"}),
+    "dmala_sqrt": ("dmala", "SQRT", {}),
+    "dmala_ratio": ("dmala", "RATIO", {}),
 }
 LABELS = {"gwg_sqrt": "GWG √t", "pas_sqrt": "PAS √t", "pas_ratio": "PAS t/(t+1)", "dlmc_sqrt": "DLMC √t",
           "dlmc_ratio": "DLMC t/(t+1)", "dlmcf_sqrt": "DLMC Euler √t", "dlmcf_ratio": "DLMC Euler t/(t+1)",
           "dmala_sqrt": "DMALA √t", "dmala_ratio": "DMALA t/(t+1)"}
+
+
+def discs_name(row: str) -> str:
+    """The row's sampler name in DISCS' recorded results (``"a_dlmcf(sqrt)"``), the key of
+    ``benchmarks/discs.py``'s ``DISCS_TO_OURS``."""
+    name, balancing, extra = ROWS[row]
+    return f"a_{'dlmcf' if extra.get('solver') == 'euler_forward' else name}({balancing.lower()})"
 
 
 def _timed(run, carry, steps: int, repeats: int):
@@ -77,7 +84,7 @@ def time_discs(row: str, discs_repo: str, chains: int, warmup: int, steps: int, 
     from discs.common import configs as common_configs
     from discs.models.configs import ising_config
 
-    name, balancing, extra, _ = ROWS[row]
+    name, balancing, extra = ROWS[row]
     config = common_configs.get_config()
     sampler_config = importlib.import_module(f"discs.samplers.configs.{name}_config").get_config()
     sampler_config.balancing_fn_type = balancing
@@ -116,7 +123,7 @@ def time_ours(row: str, chains: int, steps: int, repeats: int, side: int = 50) -
     from nips23jax import discrete as D
 
     model = bench.discs_ising(side, 0.5, 0.5, jax.random.key(0))
-    name, kwargs = bench.parse_variant(ROWS[row][3])
+    name, kwargs = bench.parse_variant(bench.DISCS_TO_OURS[discs_name(row)])
     sampler = D.get_sampler(name, model, **kwargs)
     sweep = jax.jit(lambda key: D.run_chains(key, model, sampler, chains, steps)[0])
     jax.block_until_ready(sweep(jax.random.key(0)))  # compile

@@ -113,7 +113,7 @@ class DiscreteModel:
         """
         x = self.check_state(x)
         if self.is_binary:
-            value, flip = self.log_prob_and_flip_diffs(x)
+            value, flip = self._value_and_flip_diffs(x)
             return value, jnp.where(jax.nn.one_hot(x, 2, dtype=bool), 0.0, flip[:, None])
         value, g = jax.value_and_grad(self.relaxed_log_prob)(self.relax(x))
         return value, g - jnp.take_along_axis(g, x[:, None], axis=1)
@@ -133,8 +133,11 @@ class DiscreteModel:
         if not self.is_binary:
             raise ValueError(f"{self.name}: log_prob_and_flip_diffs needs a binary model (K = 2), this one has "
                              f"K = {self.num_categories}; use log_prob_and_diffs")
-        x = self.check_state(x)
-        xf = x.astype(jnp.float32)
+        return self._value_and_flip_diffs(self.check_state(x))
+
+    def _value_and_flip_diffs(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        # binary, x already checked
+        xf = self.relax(x)
         value, g = jax.value_and_grad(self.relaxed_log_prob)(xf)
         return value, (1.0 - 2.0 * xf) * g
 
